@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh clone:
+#   make run    serving-only virtualenv, then the shipped model on http://127.0.0.1:8000
+#   make test   virtualenv with every extra, then the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# Exact versions the suite last passed with; pyproject.toml holds the allowed ranges.
+CONSTRAINTS := constraints.txt
+
+.PHONY: run test export lint bench containers clean help
+
+help:
+	@echo "make run | test | export ARGS='...' | lint | bench | containers | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.serve: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[export,dev]'
+	touch $@ $(VENV)/.serve
+
+run: $(VENV)/.serve
+	$(BIN)/python -m service
+
+test: $(VENV)/.all
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Retrain and export a new bundle, e.g. make export ARGS='--epochs 5 --version 2'
+export: $(VENV)/.all
+	$(BIN)/python -m model_export $(ARGS)
+
+lint: $(VENV)/.all
+	$(BIN)/ruff check service model_export tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Offline training and export of textserve models (needs the export extra)."""

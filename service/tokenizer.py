@@ -1,0 +1,195 @@
+"""The one tokenizer: raw text -> cleaned tokens -> ids -> padded int32 matrix.
+
+Training (``model_export``) and serving (``service``) both call this module, so what the
+model saw during training is exactly what it sees in production. Standard library and
+numpy only, so the service never needs TensorFlow to turn text into model input.
+
+Cleaning rules (also in the README):
+
+* Unicode is NFKC-normalised and case-folded; curly apostrophes become ``'``.
+* URLs (``http://``, ``https://``, ``www.``) become the single token ``<url>``.
+* ``@mentions`` stay one token each, ``@`` included (``@united``): who a tweet is
+  addressed to is real signal (complaints go to airlines); rare handles fall out of the
+  vocabulary like any rare word.
+* ``#hashtags`` keep their word and lose the ``#`` (``#fail`` -> ``fail``).
+* A run of digits (with ``.``/``,`` separators) becomes ``<num>``; digits inside a word
+  (``c14``, ``4g``) stay part of the word.
+* Emoji and other pictographic symbols (Unicode category ``So``) are one token each.
+* ``!`` and ``?`` are tokens: they carry tone. Every other punctuation mark, the
+  Unicode replacement character, control characters (NUL included) and ``_`` separate
+  words and are dropped.
+* Words keep inner apostrophes (``don't`` stays one token).
+
+Ids: 0 is padding, 1 is out-of-vocabulary; the vocabulary is ordered by frequency in the
+training split (ties alphabetical) and capped in size. Sequences are truncated to
+``max_length`` (the first tokens are kept) and padded with 0 at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PAD_ID = 0
+OOV_ID = 1
+PAD_TOKEN = "<pad>"
+OOV_TOKEN = "<oov>"
+URL_TOKEN = "<url>"
+NUM_TOKEN = "<num>"
+FORMAT_VERSION = 1
+
+_URL = re.compile(r"(?:https?://|www\.)\S*")
+_MENTION = re.compile(r"@(\w+)")
+# A number is a digit run not glued to a word character (or a mention's @) on either side:
+# "c14" and "@user123" stay whole.
+_NUMBER = re.compile(r"(?<![\w@])\d+(?:[.,]\d+)*(?!\w)")
+# Placeholders are protected as \x01url\x01 so no rule below can split or rewrite them.
+_PLACEHOLDER = "\x01{}\x01"
+_TOKEN = re.compile(r"\x01(url|num|@\w+)\x01|[^\W_]+(?:'[^\W_]+)*|[!?]|[^\w\s]", re.UNICODE)
+_APOSTROPHES = str.maketrans({"\x01": " ", "\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def _is_symbol_token(char: str) -> bool:
+    # U+FFFD is what undecodable bytes became: noise, although Unicode files it under "So".
+    return char in "!?" or (char != "\ufffd" and unicodedata.category(char) == "So")
+
+
+def tokenize(text: str) -> list[str]:
+    """Clean ``text`` and split it into tokens (see the module docstring for the rules)."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
+    text = _URL.sub(" " + _PLACEHOLDER.format("url") + " ", text)
+    text = _MENTION.sub(lambda m: " " + _PLACEHOLDER.format("@" + m.group(1)) + " ", text)
+    text = _NUMBER.sub(" " + _PLACEHOLDER.format("num") + " ", text)
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(text):
+        placeholder = match.group(1)
+        if placeholder is not None:
+            tokens.append(placeholder if placeholder[0] == "@" else f"<{placeholder}>")
+            continue
+        token = match.group(0)
+        if len(token) == 1 and not token[0].isalnum():
+            if _is_symbol_token(token):
+                tokens.append(token)
+            continue
+        tokens.append(token)
+    return tokens
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Every setting that changes the ids a text gets; saved in the bundle."""
+
+    max_length: int
+    vocab_size: int
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ValueError("max_length must be at least 1")
+        if self.vocab_size < 3:
+            raise ValueError("vocab_size must be at least 3 (pad, OOV and one word)")
+        if self.min_count < 1:
+            raise ValueError("min_count must be at least 1")
+
+
+@dataclass
+class Tokenizer:
+    """A fitted vocabulary plus the settings to turn texts into a padded id matrix."""
+
+    config: TokenizerConfig
+    vocabulary: list[str]
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError("vocabulary must start with the pad and OOV tokens")
+        if len(self.vocabulary) > self.config.vocab_size:
+            raise ValueError("vocabulary is larger than vocab_size")
+        if len(set(self.vocabulary)) != len(self.vocabulary):
+            raise ValueError("vocabulary has duplicate tokens")
+        self._index = {token: i for i, token in enumerate(self.vocabulary)}
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
+        """Build the vocabulary from ``texts`` (the training split only)."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(tokenize(text))
+        kept = [(t, c) for t, c in counts.items() if c >= config.min_count]
+        kept.sort(key=lambda item: (-item[1], item[0]))
+        words = [t for t, _ in kept[: config.vocab_size - 2]]
+        return cls(config, [PAD_TOKEN, OOV_TOKEN, *words])
+
+    @property
+    def max_length(self) -> int:
+        return self.config.max_length
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids for one text, truncated to ``max_length`` but not padded."""
+        return self.ids_and_truncated(text)[0]
+
+    def ids_and_truncated(self, text: str) -> tuple[list[int], bool]:
+        """Token ids (truncated to ``max_length``) and whether anything was cut off."""
+        index = self._index
+        tokens = tokenize(text)
+        kept = tokens[: self.config.max_length]
+        return [index.get(token, OOV_ID) for token in kept], len(tokens) > len(kept)
+
+    def pad(self, sequences: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
+        """Stack id lists into an int32 ``[n, length]`` matrix, zero-padded at the end.
+
+        ``length`` defaults to ``max_length``. Passing the longest sequence's length gives a
+        shorter matrix with the same model output (the model masks padding), which is what
+        the service's batcher does; it is never allowed to exceed ``max_length``.
+        """
+        width = self.config.max_length if length is None else length
+        if not 1 <= width <= self.config.max_length:
+            raise ValueError(f"length must be in 1..{self.config.max_length}, got {width}")
+        out = np.zeros((len(sequences), width), dtype=np.int32)
+        for row, seq in enumerate(sequences):
+            seq = seq[:width]
+            out[row, : len(seq)] = seq
+        return out
+
+    def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+        """Texts -> int32 ``[len(texts), length]`` ids (see :meth:`pad`)."""
+        return self.pad([self.ids(t) for t in texts], length)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "max_length": self.config.max_length,
+            "vocab_size": self.config.vocab_size,
+            "min_count": self.config.min_count,
+            "pad_id": PAD_ID,
+            "oov_id": OOV_ID,
+            "vocabulary": self.vocabulary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokenizer:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported tokenizer format_version {data.get('format_version')!r}")
+        if data.get("pad_id") != PAD_ID or data.get("oov_id") != OOV_ID:
+            raise ValueError("tokenizer pad/OOV ids differ from this code's")
+        config = TokenizerConfig(
+            max_length=int(data["max_length"]),
+            vocab_size=int(data["vocab_size"]),
+            min_count=int(data["min_count"]),
+        )
+        return cls(config, list(data["vocabulary"]))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=0), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,27 @@
+"""Shared fixtures: the shipped bundle, and copies of it that tests may damage."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+SHIPPED_MODEL = MODELS / "sentiment"
+
+
+@pytest.fixture(scope="session")
+def shipped_bundle_dir() -> Path:
+    from service.bundle import resolve_bundle_dir
+
+    return resolve_bundle_dir(SHIPPED_MODEL)
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, shipped_bundle_dir: Path) -> Path:
+    """A private copy of the shipped bundle at ``tmp_path/sentiment/1``."""
+    target = tmp_path / "sentiment" / "1"
+    shutil.copytree(shipped_bundle_dir, target)
+    return target

@@ -1,0 +1,53 @@
+"""The bundle committed under models/ is what `make run` serves: it must meet the bar."""
+
+from pathlib import Path
+
+from service.bundle import load_bundle, sha256_file
+
+ACCURACY_BAR = 0.74
+MACRO_F1_BAR = 0.71
+MAX_BUNDLE_BYTES = 15 * 1024 * 1024
+
+
+def test_every_file_matches_its_checksum(shipped_bundle_dir: Path) -> None:
+    manifest = load_bundle(shipped_bundle_dir).manifest
+    listed = set(manifest.files)
+    present = {
+        p.relative_to(shipped_bundle_dir).as_posix()
+        for p in shipped_bundle_dir.rglob("*") if p.is_file()
+    } - {"manifest.json"}
+    assert listed == present
+    for rel, entry in manifest.files.items():
+        assert sha256_file(shipped_bundle_dir / rel) == entry.sha256
+
+
+def test_test_metrics_meet_the_bar(shipped_bundle_dir: Path) -> None:
+    test = load_bundle(shipped_bundle_dir).manifest.metrics["test"]
+    assert test["accuracy"] >= ACCURACY_BAR
+    assert test["macro_f1"] >= MACRO_F1_BAR
+    assert test["rows"] > 3000
+
+
+def test_labels_are_the_corpus_labels_and_provenance_is_recorded(shipped_bundle_dir: Path) -> None:
+    manifest = load_bundle(shipped_bundle_dir).manifest
+    assert manifest.labels == ["negative", "neutral", "positive"]
+    assert manifest.dataset["license"].startswith("MIT")
+    assert manifest.dataset["rows_read"] == 38158
+    assert len(manifest.dataset["sha256"]) == 64
+    assert manifest.libraries["opset"] == 17
+    assert manifest.libraries["tf2onnx"].startswith("1.17")
+
+
+def test_parity_was_checked_on_the_whole_test_split(shipped_bundle_dir: Path) -> None:
+    manifest = load_bundle(shipped_bundle_dir).manifest
+    parity = manifest.parity
+    assert parity is not None
+    assert parity["rows"] == manifest.metrics["test"]["rows"]
+    assert parity["max_abs_diff"] <= 1e-4
+    assert parity["bucketed_max_abs_diff"] <= 1e-4
+    assert parity["argmax_mismatches"] == 0
+
+
+def test_bundle_is_small_enough_to_commit(shipped_bundle_dir: Path) -> None:
+    total = sum(p.stat().st_size for p in shipped_bundle_dir.rglob("*") if p.is_file())
+    assert total <= MAX_BUNDLE_BYTES
