@@ -1,0 +1,267 @@
+"""The dynamic micro-batcher: texts from concurrent requests share one model run.
+
+Standard library only. A request's items become one or more *jobs* (split at the batch
+size) in a bounded queue; one worker task takes jobs off the queue into batches and runs
+each batch in a worker thread, then hands every job its slice of the results.
+
+When a batch closes:
+
+* at once, when the queue is empty and the previous batch saw no new arrivals while it
+  ran (an idle server): a lone request never waits for company;
+* under load (requests arrived while the previous batch ran), when it is full or its
+  oldest item has waited ``max_delay`` seconds (monotonic clock), whichever comes first.
+
+A full queue fails fast (:class:`QueueFullError`); a job whose waiter has gone (timeout,
+cancelled, client gone) is dropped before it reaches the model; a failing batch fails
+only its own jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+Item = TypeVar("Item")
+
+# run_batch(items) -> one result row per item, in order (e.g. a numpy array of probabilities).
+BatchFn = Callable[[list[Any]], Sequence[Any]]
+
+
+class BatcherError(Exception):
+    """Base of the batcher's refusals."""
+
+
+class QueueFullError(BatcherError):
+    """The queue holds ``max_queue_size`` items already."""
+
+
+class BatcherClosedError(BatcherError):
+    """The batcher is draining or stopped and takes no new work."""
+
+
+class BatchObserver(Protocol):
+    """Hook for metrics; every method is called on the event loop."""
+
+    def queue_depth(self, items: int) -> None: ...
+
+    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None: ...
+
+    def batch_finished(self, size: int, seconds: float, ok: bool) -> None: ...
+
+
+class _NullObserver:
+    def queue_depth(self, items: int) -> None:
+        pass
+
+    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None:
+        pass
+
+    def batch_finished(self, size: int, seconds: float, ok: bool) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class _Job(Generic[Item]):
+    items: list[Item]
+    future: asyncio.Future[Sequence[Any]]
+    enqueued_at: float = field(default_factory=time.monotonic)
+    queued: bool = True  # still counted in the queue's size
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run_batch: BatchFn,
+        *,
+        max_batch_size: int,
+        max_delay: float,
+        max_queue_size: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_batch_size < 1 or max_queue_size < 1 or max_delay < 0:
+            raise ValueError("max_batch_size and max_queue_size must be >= 1, max_delay >= 0")
+        self._run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_delay
+        self.max_queue_size = max_queue_size
+        self._observer: BatchObserver = observer or _NullObserver()
+        self._queue: deque[_Job[Any]] = deque()
+        self._queued_items = 0
+        self._wakeup: asyncio.Event | None = None
+        self._arrivals = 0  # jobs enqueued since the current batch started
+        self._busy = False
+        self._closed = False
+        self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued_items
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing running."""
+        return not self._queue and not self._busy
+
+    def start(self) -> None:
+        if self._worker is not None:
+            raise RuntimeError("batcher already started")
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name="micro-batcher")
+
+    async def submit(self, items: Sequence[Item]) -> list[Any]:
+        """Results for ``items``, in order. Raises QueueFullError / BatcherClosedError at once,
+        or the batch's own exception if the model failed. Cancelling the caller (e.g. a
+        timeout) withdraws its jobs that have not started."""
+        if self._closed or self._wakeup is None:
+            raise BatcherClosedError("the batcher is not accepting work")
+        if not items:
+            return []
+        if self._queued_items + len(items) > self.max_queue_size:
+            raise QueueFullError(
+                f"queue holds {self._queued_items} of {self.max_queue_size} items"
+            )
+        loop = asyncio.get_running_loop()
+        jobs = [
+            _Job(list(items[i : i + self.max_batch_size]), loop.create_future())
+            for i in range(0, len(items), self.max_batch_size)
+        ]
+        self._queue.extend(jobs)
+        self._queued_items += len(items)
+        self._arrivals += len(jobs)
+        self._observer.queue_depth(self._queued_items)
+        self._wakeup.set()
+        try:
+            if len(jobs) == 1:
+                return list(await jobs[0].future)
+            parts = await asyncio.gather(*(job.future for job in jobs))
+        except BaseException:
+            for job in jobs:
+                self._withdraw(job)  # the worker skips it; its slots are free now
+                if job.future.done() and not job.future.cancelled():
+                    job.future.exception()  # a sibling's failure is already being raised
+            self._observer.queue_depth(self._queued_items)
+            raise
+        return [row for part in parts for row in part]
+
+    async def drain(self) -> None:
+        """Refuse new work, then wait until everything accepted has been answered."""
+        self._closed = True
+        while not self.idle:
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        """Drain, then end the worker and its thread."""
+        await self.drain()
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _withdraw(self, job: _Job[Any]) -> None:
+        """Free a job's queue slots (at most once) and, if unanswered, cancel it."""
+        if job.queued:
+            job.queued = False
+            self._queued_items -= len(job.items)
+        job.future.cancel()
+
+    def _take_ready(self, batch: list[_Job[Any]], size: int) -> int:
+        """Move queued jobs into ``batch`` while they fit; drop withdrawn ones."""
+        queue = self._queue
+        while queue:
+            job = queue[0]
+            if not job.queued:  # withdrawn by its caller
+                queue.popleft()
+                continue
+            if size + len(job.items) > self.max_batch_size:
+                break
+            queue.popleft()
+            job.queued = False
+            self._queued_items -= len(job.items)
+            batch.append(job)
+            size += len(job.items)
+        return size
+
+    async def _collect(self, under_load: bool) -> list[_Job[Any]]:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        batch: list[_Job[Any]] = []
+        size = 0
+        while not batch:
+            wakeup.clear()
+            size = self._take_ready(batch, 0)
+            if not batch:
+                await wakeup.wait()
+        if not under_load or self.max_delay <= 0:
+            return batch
+        # Under load: let the batch fill until its oldest job has waited max_delay. A
+        # non-empty queue here means its head does not fit: the batch is as full as it gets.
+        loop = asyncio.get_running_loop()
+        deadline = batch[0].enqueued_at + self.max_delay
+        while size < self.max_batch_size and not self._queue:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wakeup.clear()
+            timer = loop.call_later(remaining, wakeup.set)
+            try:
+                await wakeup.wait()
+            finally:
+                timer.cancel()
+            size = self._take_ready(batch, size)
+        return batch
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        under_load = False
+        while True:
+            batch = await self._collect(under_load)
+            self._arrivals = 0
+            self._busy = True
+            try:
+                await self._run(loop, batch)
+            finally:
+                self._busy = False
+            # Requests that arrived while the model ran mean more are coming: worth waiting for.
+            under_load = self._arrivals > 0
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Job[Any]]) -> None:
+        self._observer.queue_depth(self._queued_items)
+        live = [job for job in batch if not job.future.done()]
+        if not live:
+            return
+        items = [item for job in live for item in job.items]
+        now = time.monotonic()
+        self._observer.batch_started(len(items), [now - job.enqueued_at for job in live])
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"model returned {len(results)} results for {len(items)} items")
+        except Exception as exc:  # every waiter must hear about it
+            self._observer.batch_finished(len(items), time.perf_counter() - started, ok=False)
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        self._observer.batch_finished(len(items), time.perf_counter() - started, ok=True)
+        offset = 0
+        for job in live:
+            n = len(job.items)
+            if not job.future.done():
+                job.future.set_result(results[offset : offset + n])
+            offset += n

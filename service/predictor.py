@@ -1,0 +1,78 @@
+"""Texts in, predictions out: tokenizer -> micro-batcher -> onnxruntime -> labels.
+
+Tokenizing happens on the caller's side (the event loop, or a thread for big requests),
+so it overlaps with the model running the previous batch in the inference thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.batcher import BatchObserver, MicroBatcher
+from service.runtime import ModelRuntime
+
+# Above this many characters in one request, tokenizing moves off the event loop.
+_OFFLOAD_CHARS = 50_000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "scores": self.scores, "truncated": self.truncated}
+
+
+class Predictor:
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        *,
+        max_batch_size: int,
+        max_delay: float,
+        max_queue_size: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.tokenizer = runtime.bundle.tokenizer
+        self.labels = list(runtime.bundle.labels)
+        self.batcher = MicroBatcher(
+            self.run_batch,
+            max_batch_size=max_batch_size,
+            max_delay=max_delay,
+            max_queue_size=max_queue_size,
+            observer=observer,
+        )
+
+    def run_batch(self, sequences: list[list[int]]) -> np.ndarray:
+        """Pad to the batch's longest text (the model masks padding) and run the model."""
+        width = max(1, max(len(s) for s in sequences))
+        return self.runtime.predict(self.tokenizer.pad(sequences, width))
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        ids_and_flags = [self.tokenizer.ids_and_truncated(t) for t in texts]
+        return [ids for ids, _ in ids_and_flags], [flag for _, flag in ids_and_flags]
+
+    def to_predictions(self, probs: Sequence[np.ndarray], truncated: Sequence[bool]) -> list[Prediction]:
+        labels = self.labels
+        out = []
+        for row, cut in zip(probs, truncated):
+            values = row.tolist()
+            best = max(range(len(values)), key=values.__getitem__)
+            out.append(Prediction(labels[best], dict(zip(labels, values)), cut))
+        return out
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if sum(len(t) for t in texts) > _OFFLOAD_CHARS:
+            ids, truncated = await asyncio.to_thread(self.encode, texts)
+        else:
+            ids, truncated = self.encode(texts)
+        probs = await self.batcher.submit(ids)
+        return self.to_predictions(probs, truncated)

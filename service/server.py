@@ -1,0 +1,80 @@
+"""Running the app under uvicorn, with a drain on SIGTERM before the server stops.
+
+On the first SIGTERM/SIGINT: readiness turns 503 and new inference requests get 503, while
+requests already accepted finish; when none is left (or the grace period ends) uvicorn
+closes its sockets and the lifespan stops the batcher. The process then exits 0. A second
+signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from service.settings import Settings
+from service.state import Services
+
+log = logging.getLogger("textserve")
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not recorded in _captured_signals: uvicorn would re-raise it after a clean
+        # shutdown and the process would die of the signal instead of exiting 0.
+        if self._draining or self._loop is None:
+            self.should_exit = True
+            self.force_exit = self._draining
+            return
+        self._draining = True
+        self._loop.call_soon_threadsafe(self._begin_drain, signal.Signals(sig).name)
+
+    def _begin_drain(self, signame: str) -> None:
+        self._drain_task = asyncio.ensure_future(self._drain(signame))
+
+    async def _drain(self, signame: str) -> None:
+        lifecycle = self.services.lifecycle
+        grace = self.services.settings.shutdown_grace_s
+        lifecycle.begin_drain()
+        log.info("draining", extra={"signal": signame, "in_flight": lifecycle.in_flight, "grace_s": grace})
+        finished = await lifecycle.wait_idle(grace)
+        if not finished:
+            log.warning("grace period over; stopping with requests in flight",
+                        extra={"in_flight": lifecycle.in_flight})
+        self.should_exit = True
+
+
+def serve(app: FastAPI, settings: Settings) -> int:
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        server_header=False,
+        date_header=True,
+        # uvloop and httptools when installed (uvicorn[standard]); plain asyncio/h11 otherwise.
+        loop="auto",
+        http="auto",
+    )
+    server = DrainingServer(config, app.state.textserve)
+    server.run()
+    return 0 if server.started else 3

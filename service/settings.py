@@ -1,0 +1,85 @@
+"""Service settings, read from ``TEXTSERVE_*`` environment variables and checked at start.
+
+Every field's docstring is its documentation (the README's settings table says the same).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.runtime import OptimizationLevel
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TEXTSERVE_", extra="ignore", frozen=True, use_attribute_docstrings=True,
+        populate_by_name=True,
+    )
+
+    model_path: Path = Path("models/sentiment")
+    """A bundle directory, or a model directory whose highest numeric version is served."""
+
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("TEXTSERVE_HOST", "HOST"))
+    """Interface to bind (``HOST`` is also read, for container platforms)."""
+
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("TEXTSERVE_PORT", "PORT"))
+    """TCP port (``PORT`` is also read)."""
+
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    """Most texts in one onnxruntime run; larger requests are split across runs."""
+
+    max_batch_delay_ms: float = Field(2.0, ge=0, le=1000)
+    """Under load, how long the oldest queued text may wait for the batch to fill.
+    A request reaching an idle server never waits."""
+
+    max_queue_size: int = Field(2048, ge=1)
+    """Most texts waiting for the model; beyond it requests get 503 with Retry-After."""
+
+    request_timeout_s: float = Field(10.0, gt=0, le=3600)
+    """A request still unanswered after this long gets 504."""
+
+    max_texts_per_request: int = Field(256, ge=1)
+    """Most texts in one request (422 beyond)."""
+
+    max_text_chars: int = Field(5000, ge=1)
+    """Most characters in one text (422 beyond). Texts within it but longer than the
+    model's max_length tokens are truncated, and the prediction says so."""
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    """Largest request body accepted (413 beyond)."""
+
+    intra_op_threads: int = Field(1, ge=1, le=256)
+    """onnxruntime threads inside one operator."""
+
+    inter_op_threads: int = Field(1, ge=1, le=256)
+    """onnxruntime threads across operators."""
+
+    graph_optimization: OptimizationLevel = "all"
+    """onnxruntime graph optimization level: disable, basic, extended or all."""
+
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    """After SIGTERM, how long accepted requests have to finish before the process exits."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of the JSON logs on stderr."""
+
+    access_log: bool = True
+    """One JSON line per request (never the texts)."""
+
+    api_key: SecretStr | None = None
+    """If set, /predict needs ``Authorization: Bearer <key>``; health and metrics stay open."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.max_texts_per_request > self.max_queue_size:
+            raise ValueError(
+                "max_texts_per_request must not exceed max_queue_size, or a full-size"
+                " request could never be queued"
+            )
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key is set but empty")
+        return self
