@@ -28,7 +28,6 @@ from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.schemas import ErrorResponse, Health, ModelInfo, PredictResponse
 from service.state import Services
 
-router = APIRouter()
 JSON = "application/json"
 
 
@@ -97,7 +96,9 @@ def parse_texts(svc: Services, body: bytes) -> list[str]:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         if errors and errors[0]["type"] == "json_invalid":
-            raise BadRequest("malformed JSON body") from None
+            # "Invalid JSON: EOF while parsing a list at line 1 column 15": position, no input.
+            reason = str(errors[0]["msg"]).removeprefix("Invalid JSON: ")
+            raise BadRequest(f"malformed JSON body: {reason}") from None
         if errors and errors[0]["type"] == "model_type":
             raise InvalidInput("the body must be a JSON object with 'texts' or 'text'") from None
         details = validation_details(errors)
@@ -109,6 +110,7 @@ async def run_inference(svc: Services, request: Request, texts: list[str]) -> li
     """Admission, queueing and the timeout, shared by /predict and any other protocol."""
     request.scope["textserve.texts"] = len(texts)
     svc.lifecycle.enter()
+    svc.metrics.in_flight.inc()
     try:
         async with asyncio.timeout(svc.settings.request_timeout_s):
             predictions = await svc.predictor.predict(texts)
@@ -125,6 +127,7 @@ async def run_inference(svc: Services, request: Request, texts: list[str]) -> li
         ) from None
     finally:
         svc.lifecycle.leave()
+        svc.metrics.in_flight.dec()
     counter = svc.metrics.predictions
     for p in predictions:
         counter.labels(p.label).inc()
@@ -133,29 +136,10 @@ async def run_inference(svc: Services, request: Request, texts: list[str]) -> li
 
 # -- routes -------------------------------------------------------------------------------
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Malformed JSON or empty body",
-        401: "API key required and missing or wrong",
-        413: "Body larger than the limit",
-        415: "Body is not JSON",
-        422: "Body is JSON but not a valid request (the details say where)",
-        503: "Overloaded, loading or shutting down (see Retry-After)",
-        504: "Not answered within the request timeout",
-    }.items()
-}
 
-
-@router.post(
-    "/predict",
-    summary="Classify texts",
-    response_model=PredictResponse,
-    responses=_ERRORS,
-)
 async def predict(request: Request) -> Response:
     """Labels and per-label scores for each text, in input order. Texts from concurrent
-    requests are batched together on the server. (The body schema is added by main.py.)"""
+    requests are batched together on the server."""
     svc = services(request)
     check_api_key(svc, request)
     check_ready(svc)
@@ -165,12 +149,6 @@ async def predict(request: Request) -> Response:
     return json_response({"model": svc.model_ref, "predictions": predictions})
 
 
-@router.get(
-    "/health",
-    summary="Readiness",
-    response_model=Health,
-    responses={503: {"model": Health, "description": "Loading or draining"}},
-)
 async def health(request: Request) -> Response:
     """200 with the model once it is loaded and warmed up; 503 while loading or draining."""
     svc = services(request)
@@ -179,33 +157,67 @@ async def health(request: Request) -> Response:
     return json_response({"status": svc.lifecycle.phase.value}, status=503)
 
 
-@router.get("/health/live", summary="Liveness", response_model=Health)
 async def live() -> Response:
     """200 while the process can answer at all."""
     return json_response({"status": "alive"})
 
 
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    response_class=Response,
-    responses={200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
-)
 async def metrics(request: Request) -> Response:
     svc = services(request)
     svc.metrics.ready.set(1 if svc.lifecycle.ready else 0)
     return Response(svc.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
-@router.get(
-    "/model",
-    summary="The served model",
-    response_model=ModelInfo,
-    responses={503: {"model": ErrorResponse, "description": "Model not loaded yet"}},
-)
 async def model_info(request: Request) -> Response:
     """Labels, version, max length, test metrics and dataset of the served bundle."""
     svc = services(request)
     if svc.manifest is None:
         raise Unavailable("model is not loaded yet", code="not_ready")
     return json_response(svc.manifest.public())
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Malformed JSON or empty body",
+        401: "API key required and missing or wrong",
+        413: "Body larger than the limit",
+        415: "Body is not JSON",
+        422: "Body is JSON but not a valid request (the details say where)",
+        503: "Overloaded, loading or shutting down (see Retry-After)",
+        504: "Not answered within the request timeout",
+    }
+    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
+
+
+def build_router(svc: Services) -> APIRouter:
+    """The routes, documented with this app's request limits.
+
+    /predict reads its own body (size limit first, then one fast pydantic validation of the
+    raw bytes), so its body schema is given to OpenAPI by hand.
+    """
+    request_schema = svc.request_model.model_json_schema()
+    examples = {
+        "many": {"value": {"texts": ["great flight!", "lost my bag again"]}},
+        "one": {"value": {"text": "great flight!"}},
+    }
+    router = APIRouter()
+    router.add_api_route(
+        "/predict", predict, methods=["POST"], summary="Classify texts",
+        response_model=PredictResponse, responses=_errors(400, 401, 413, 415, 422, 503, 504),
+        openapi_extra={"requestBody": {"required": True, "content": {
+            JSON: {"schema": request_schema, "examples": examples}}}},
+    )
+    router.add_api_route(
+        "/health", health, methods=["GET"], summary="Readiness", response_model=Health,
+        responses={503: {"model": Health, "description": "Loading or draining"}},
+    )
+    router.add_api_route("/health/live", live, methods=["GET"], summary="Liveness", response_model=Health)
+    router.add_api_route(
+        "/metrics", metrics, methods=["GET"], summary="Prometheus metrics", response_class=Response,
+        responses={200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    router.add_api_route(
+        "/model", model_info, methods=["GET"], summary="The served model", response_model=ModelInfo,
+        responses=_errors(503),
+    )
+    return router

@@ -6,10 +6,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from service import __version__, api
 from service.bundle import load_bundle
@@ -77,22 +75,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     )
     app.state.textserve = svc
     install_error_handlers(app)
-    app.include_router(api.router)
+    app.include_router(api.build_router(svc))
     app.add_middleware(RequestMiddleware, metrics=svc.metrics, log_requests=settings.access_log)
-    _document_request_body(app, svc)
     return app
 
-
-def _document_request_body(app: FastAPI, svc: Services) -> None:
-    """/predict reads its body itself (size limit, one fast validation); tell OpenAPI its schema."""
-    schema: dict[str, Any] = svc.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
-    body = {
-        "required": True,
-        "content": {"application/json": {"schema": schema, "examples": {
-            "many": {"value": {"texts": ["great flight!", "lost my bag again"]}},
-            "one": {"value": {"text": "great flight!"}},
-        }}},
-    }
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path == "/predict":
-            route.openapi_extra = {"requestBody": body}  # a new dict: routes share the router's

@@ -63,6 +63,9 @@ class Metrics:
             "textserve_model_info", "The served model (always 1).",
             ["name", "version", "onnx_sha256"], registry=r,
         )
+        self.in_flight = Gauge(
+            "textserve_requests_in_flight", "Inference requests accepted and not yet answered.", registry=r,
+        )
         self.ready = Gauge("textserve_ready", "1 when the model is loaded and not draining.", registry=r)
 
     def set_model(self, name: str, version: int, onnx_sha256: str, labels: Sequence[str]) -> None:

@@ -25,3 +25,13 @@ def bundle_copy(tmp_path: Path, shipped_bundle_dir: Path) -> Path:
     target = tmp_path / "sentiment" / "1"
     shutil.copytree(shipped_bundle_dir, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _no_textserve_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment: tests start from the documented defaults."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TEXTSERVE_") or name in ("HOST", "PORT"):
+            monkeypatch.delenv(name)

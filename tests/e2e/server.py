@@ -1,0 +1,83 @@
+"""A real `python -m service` process on 127.0.0.1 and a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    def __init__(self, model_path: Path, **settings: object) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
+        env.update({
+            "TEXTSERVE_HOST": "127.0.0.1",
+            "TEXTSERVE_PORT": str(self.port),
+            "TEXTSERVE_MODEL_PATH": str(model_path),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update({f"TEXTSERVE_{k.upper()}": str(v) for k, v in settings.items()})
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"textserve-e2e-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self._stderr = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=REPO, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=self._stderr,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.logs()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not ready within {timeout} s: {self.logs()[-2000:]}")
+
+    def logs(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if hasattr(self, "_stderr"):
+            self._stderr.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()

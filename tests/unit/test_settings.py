@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_serve_the_shipped_model_on_loopback() -> None:
+    s = Settings()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.model_path == Path("models/sentiment")
+    assert s.api_key is None
+
+
+def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTSERVE_MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("TEXTSERVE_MAX_BATCH_DELAY_MS", "0.5")
+    monkeypatch.setenv("TEXTSERVE_API_KEY", "s3cret-value")
+    monkeypatch.setenv("TEXTSERVE_ACCESS_LOG", "false")
+    s = Settings()
+    assert s.max_batch_size == 16 and s.max_batch_delay_ms == 0.5
+    assert s.api_key is not None and s.api_key.get_secret_value() == "s3cret-value"
+    assert "s3cret" not in repr(s)
+    assert s.access_log is False
+
+
+def test_plain_host_and_port_are_read_for_container_platforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "9000")
+    assert (Settings().host, Settings().port) == ("0.0.0.0", 9000)
+    monkeypatch.setenv("TEXTSERVE_PORT", "9100")
+    assert Settings().port == 9100
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("TEXTSERVE_PORT", "70000"),
+        ("TEXTSERVE_MAX_BATCH_SIZE", "0"),
+        ("TEXTSERVE_MAX_BATCH_DELAY_MS", "-1"),
+        ("TEXTSERVE_REQUEST_TIMEOUT_S", "0"),
+        ("TEXTSERVE_GRAPH_OPTIMIZATION", "turbo"),
+        ("TEXTSERVE_LOG_LEVEL", "loud"),
+        ("TEXTSERVE_MAX_TEXTS_PER_REQUEST", "5000"),  # more than the queue holds
+        ("TEXTSERVE_API_KEY", "   "),
+        ("TEXTSERVE_MAX_BODY_BYTES", "10"),
+    ],
+)
+def test_nonsense_is_refused_at_start(monkeypatch: pytest.MonkeyPatch, env: str, value: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = README.read_text()
+    for name in Settings.model_fields:
+        assert f"`TEXTSERVE_{name.upper()}`" in readme, name
