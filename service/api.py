@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 from typing import Any
 
 import orjson
@@ -11,24 +9,12 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from service.batcher import BatcherClosedError, QueueFullError
-from service.errors import (
-    BadRequest,
-    GatewayTimeout,
-    InvalidInput,
-    PayloadTooLarge,
-    Unauthorized,
-    Unavailable,
-    UnsupportedMediaType,
-    summarize,
-    validation_details,
-)
-from service.lifecycle import Phase
+from service.checks import JSON, check_api_key, check_json_content_type, check_ready, read_body
+from service.errors import BadRequest, InvalidInput, Unavailable, summarize, validation_details
+from service.inference import run_inference
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.schemas import ErrorResponse, Health, ModelInfo, PredictResponse
 from service.state import Services
-
-JSON = "application/json"
 
 
 def services(request: Request) -> Services:
@@ -38,54 +24,6 @@ def services(request: Request) -> Services:
 
 def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
-
-
-# -- request checks (plain functions, used by every inference route) ----------------------
-
-
-def check_api_key(svc: Services, request: Request) -> None:
-    expected = svc.api_key
-    if expected is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    supplied = token.strip().encode() if scheme.lower() == "bearer" else b""
-    # compare_digest takes as long for a wrong key as for a right one of the same length.
-    if not hmac.compare_digest(supplied, expected):
-        raise Unauthorized()
-
-
-def check_ready(svc: Services) -> None:
-    phase = svc.lifecycle.phase
-    if phase is Phase.DRAINING:
-        svc.metrics.rejected.labels("draining").inc()
-        raise Unavailable("server is shutting down", code="shutting_down", close=True)
-    if phase is not Phase.READY:
-        raise Unavailable("model is not loaded yet", code="not_ready")
-
-
-def check_json_content_type(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
-        raise UnsupportedMediaType(
-            f"send the body as JSON with 'Content-Type: {JSON}' (got {media_type or 'none'!r})"
-            if len(media_type) < 100 else f"send the body as JSON with 'Content-Type: {JSON}'"
-        )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_texts(svc: Services, body: bytes) -> list[str]:
@@ -106,34 +44,6 @@ def parse_texts(svc: Services, body: bytes) -> list[str]:
     return parsed.all_texts()
 
 
-async def run_inference(svc: Services, request: Request, texts: list[str]) -> list[dict[str, Any]]:
-    """Admission, queueing and the timeout, shared by /predict and any other protocol."""
-    request.scope["textserve.texts"] = len(texts)
-    svc.lifecycle.enter()
-    svc.metrics.in_flight.inc()
-    try:
-        async with asyncio.timeout(svc.settings.request_timeout_s):
-            predictions = await svc.predictor.predict(texts)
-    except QueueFullError:
-        svc.metrics.rejected.labels("queue_full").inc()
-        raise Unavailable("server is overloaded; retry shortly", code="overloaded") from None
-    except BatcherClosedError:
-        svc.metrics.rejected.labels("draining").inc()
-        raise Unavailable("server is shutting down", code="shutting_down", close=True) from None
-    except TimeoutError:
-        svc.metrics.rejected.labels("timeout").inc()
-        raise GatewayTimeout(
-            f"no answer within the request timeout ({svc.settings.request_timeout_s:g} s)"
-        ) from None
-    finally:
-        svc.lifecycle.leave()
-        svc.metrics.in_flight.dec()
-    counter = svc.metrics.predictions
-    for p in predictions:
-        counter.labels(p.label).inc()
-    return [p.to_dict() for p in predictions]
-
-
 # -- routes -------------------------------------------------------------------------------
 
 
@@ -146,7 +56,7 @@ async def predict(request: Request) -> Response:
     check_json_content_type(request)
     texts = parse_texts(svc, await read_body(request, svc.settings.max_body_bytes))
     predictions = await run_inference(svc, request, texts)
-    return json_response({"model": svc.model_ref, "predictions": predictions})
+    return json_response({"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]})
 
 
 async def health(request: Request) -> Response:

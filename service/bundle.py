@@ -145,6 +145,8 @@ def resolve_bundle_dir(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise BundleError(f"model path {path} does not exist or is not a directory")
+    if any((path / name).exists() for name in REQUIRED_FILES):
+        raise BundleError(f"bundle {path}: {MANIFEST} is missing")
     try:
         versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
     except OSError as exc:

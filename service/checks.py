@@ -1,0 +1,62 @@
+"""Checks every inference route makes before any work: API key, readiness, content type and
+body size. Plain functions of (services, request), shared by all protocols."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+
+from service.errors import PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType
+from service.lifecycle import Phase
+from service.state import Services
+
+JSON = "application/json"
+
+
+
+def check_api_key(svc: Services, request: Request) -> None:
+    expected = svc.api_key
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    supplied = token.strip().encode() if scheme.lower() == "bearer" else b""
+    # compare_digest takes as long for a wrong key as for a right one of the same length.
+    if not hmac.compare_digest(supplied, expected):
+        raise Unauthorized()
+
+
+def check_ready(svc: Services) -> None:
+    phase = svc.lifecycle.phase
+    if phase is Phase.DRAINING:
+        svc.metrics.rejected.labels("draining").inc()
+        raise Unavailable("server is shutting down", code="shutting_down", close=True)
+    if phase is not Phase.READY:
+        raise Unavailable("model is not loaded yet", code="not_ready")
+
+
+def check_json_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        raise UnsupportedMediaType(
+            f"send the body as JSON with 'Content-Type: {JSON}' (got {media_type or 'none'!r})"
+            if len(media_type) < 100 else f"send the body as JSON with 'Content-Type: {JSON}'"
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
