@@ -127,7 +127,7 @@ def deduplicate(corpus: Corpus) -> Corpus:
     """
     groups: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
     first_text: dict[tuple[str, ...], str] = {}
-    for text, label in zip(corpus.texts, corpus.labels):
+    for text, label in zip(corpus.texts, corpus.labels, strict=True):
         key = tuple(tokenize(text))
         groups[key][label] += 1
         first_text.setdefault(key, text)

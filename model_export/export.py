@@ -38,4 +38,5 @@ def export_onnx(model: keras.Model, path: Path, opset: int = DEFAULT_OPSET) -> o
     proto.doc_string = f"textserve text classifier, exported with tf2onnx {tf2onnx.__version__}"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    return proto
+    result: onnx.ModelProto = proto
+    return result

@@ -91,10 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
             kind = int
         else:
             kind = str
-        extra: dict[str, object] = {}
-        if f.name == "class_weighting":
-            extra["choices"] = ["none", "balanced"]
-        parser.add_argument(flag, type=kind, default=default, help=f"{_HELP[f.name]} (default: %(default)s)", **extra)
+        choices = ["none", "balanced"] if f.name == "class_weighting" else None
+        parser.add_argument(
+            flag, type=kind, default=default, choices=choices, help=f"{_HELP[f.name]} (default: %(default)s)"
+        )
     return parser
 
 

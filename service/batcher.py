@@ -19,6 +19,7 @@ only its own jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -28,8 +29,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 Item = TypeVar("Item")
 
-# run_batch(items) -> one result row per item, in order (e.g. a numpy array of probabilities).
-BatchFn = Callable[[list[Any]], Sequence[Any]]
+# run_batch(items) -> one result row per item, in order, sliceable (a list, a numpy array...).
+BatchFn = Callable[[list[Any]], Any]
 
 
 class BatcherError(Exception):
@@ -163,10 +164,8 @@ class MicroBatcher:
         await self.drain()
         if self._worker is not None:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 

@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = runtime or await asyncio.to_thread(load_runtime, settings)
+        loaded = runtime if runtime is not None else await asyncio.to_thread(load_runtime, settings)
         predictor = Predictor(
             loaded,
             max_batch_size=settings.max_batch_size,

@@ -63,10 +63,10 @@ class Predictor:
     def to_predictions(self, probs: Sequence[np.ndarray], truncated: Sequence[bool]) -> list[Prediction]:
         labels = self.labels
         out = []
-        for row, cut in zip(probs, truncated):
+        for row, cut in zip(probs, truncated, strict=True):
             values = row.tolist()
             best = max(range(len(values)), key=values.__getitem__)
-            out.append(Prediction(labels[best], dict(zip(labels, values)), cut))
+            out.append(Prediction(labels[best], dict(zip(labels, values, strict=True)), cut))
         return out
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:

@@ -91,7 +91,7 @@ class ModelRuntime:
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_labels]`` (float32) for an int32 ``[n, length]`` matrix."""
-        (probs,) = self.session.run([self.output_name], {self.input_name: ids})
+        probs: np.ndarray = self.session.run([self.output_name], {self.input_name: ids})[0]
         return probs
 
     def warm_up(self) -> None:

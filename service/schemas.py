@@ -15,7 +15,7 @@ class PredictRequestBase(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"texts": EXAMPLE_TEXTS}, {"text": EXAMPLE_TEXTS[0]}]},
+        json_schema_extra={"examples": [{"texts": list(EXAMPLE_TEXTS)}, {"text": EXAMPLE_TEXTS[0]}]},
     )
 
     texts: list[str] | None = None
@@ -38,10 +38,10 @@ def request_model(max_texts: int, max_chars: int) -> type[PredictRequestBase]:
         "PredictRequest",
         __base__=PredictRequestBase,
         texts=(
-            list[text_type] | None,  # type: ignore[valid-type]
+            list[text_type] | None,
             Field(None, min_length=1, max_length=max_texts, description=f"1 to {max_texts} texts"),
         ),
-        text=(text_type | None, Field(None, description="a single text")),  # type: ignore[valid-type]
+        text=(text_type | None, Field(None, description="a single text")),
     )
     return model
 

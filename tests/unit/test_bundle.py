@@ -69,7 +69,7 @@ def test_labels_file_must_agree_with_manifest(bundle_copy: Path) -> None:
     data = json.loads((bundle_copy / "manifest.json").read_text())
     data["labels"] = list(reversed(data["labels"]))
     (bundle_copy / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(BundleError, match="labels.json"):
+    with pytest.raises(BundleError, match=r"labels\.json"):
         load_bundle(bundle_copy)
 
 
@@ -77,7 +77,7 @@ def test_missing_model_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="does not exist"):
         load_bundle(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BundleError, match="no manifest.json and no numeric version"):
+    with pytest.raises(BundleError, match=r"no manifest\.json and no numeric version"):
         load_bundle(tmp_path / "empty")
 
 

@@ -44,7 +44,7 @@ def test_duplicates_collapse_to_one_row_with_majority_label() -> None:
         labels=["pos", "pos", "neg", "neu", "neg", "pos", "pos"],
     )
     out = deduplicate(corpus)
-    by_key = {tuple(tokenize(t)): label for t, label in zip(out.texts, out.labels)}
+    by_key = {tuple(tokenize(t)): label for t, label in zip(out.texts, out.labels, strict=True)}
     assert by_key[("great", "!")] == "pos"  # 2 votes to 1; the URL copy is the same input
     assert ("meh",) not in by_key  # a tie is ambiguous and dropped
     assert by_key[("ok",)] == "pos"
