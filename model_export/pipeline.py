@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from model_export import report as report_mod
+from model_export.baseline import linear_baseline
 from model_export.data import Corpus, Splits, stratified_split
 from model_export.export import BATCH_DIM, SEQUENCE_DIM, export_onnx
 from model_export.model import INPUT_NAME, OUTPUT_NAME, ModelConfig, build_model
@@ -98,10 +99,11 @@ def run(options: ExportOptions, corpus: Corpus | None = None) -> Path:
     _say("training")
     result = fit(model, x["train"], y["train"], x["validation"], y["validation"], train_config)
     keras_probs = model.predict(x["test"], batch_size=256, verbose=0)
-    metrics = {"test": evaluate(keras_probs, y["test"], labels)}
+    metrics = {"test": evaluate(keras_probs, y["test"], labels), "baseline": linear_baseline(splits, options.seed)}
     _say(
         f"test accuracy {metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f}"
-        f" after {result.epochs_run} epochs ({result.seconds:.0f} s)"
+        f" after {result.epochs_run} epochs ({result.seconds:.0f} s); linear baseline on the same split:"
+        f" {metrics['baseline']['accuracy']:.4f} / {metrics['baseline']['macro_f1']:.4f}"
     )
 
     model_root = options.output_dir / options.name
@@ -147,6 +149,6 @@ def run(options: ExportOptions, corpus: Corpus | None = None) -> Path:
         publish(stage, final)
 
     _say(f"parity: max |diff| {parity.max_abs_diff:.2e} (bucketed {parity.bucketed_max_abs_diff:.2e})")
-    print(report_mod.summary_table(metrics["test"], labels), flush=True)
+    print(report_mod.summary_table(metrics["test"], labels, metrics["baseline"]), flush=True)
     _say(f"bundle written to {final}")
     return final

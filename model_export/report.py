@@ -46,14 +46,21 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> No
     plt.close(fig)
 
 
-def summary_table(metrics: dict[str, Any], labels: list[str]) -> str:
-    """Markdown: overall test figures, then one row per class."""
+def summary_table(metrics: dict[str, Any], labels: list[str], baseline: dict[str, Any] | None = None) -> str:
+    """Markdown: overall test figures (and the linear baseline's), then one row per class."""
     lines = [
         "| metric | value |",
         "| --- | --- |",
         f"| test loss | {metrics['loss']:.4f} |",
         f"| test accuracy | {metrics['accuracy']:.4f} |",
         f"| test macro-F1 | {metrics['macro_f1']:.4f} |",
+    ]
+    if baseline is not None:
+        lines += [
+            f"| baseline accuracy (TF-IDF + LR, same split) | {baseline['accuracy']:.4f} |",
+            f"| baseline macro-F1 | {baseline['macro_f1']:.4f} |",
+        ]
+    lines += [
         "",
         "| class | precision | recall | F1 | support |",
         "| --- | --- | --- | --- | --- |",
@@ -70,6 +77,7 @@ def write_report(directory: Path, summary: dict[str, Any], labels: list[str]) ->
     """``summary`` holds metrics, history, training and parity figures (see the CLI)."""
     directory.mkdir(parents=True, exist_ok=True)
     metrics = summary["metrics"]["test"]
+    baseline = summary["metrics"].get("baseline")
     plot_history(summary["history"], directory / "curves.png")
     plot_confusion(metrics["confusion_matrix"], labels, directory / "confusion_matrix.png")
     (directory / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -83,7 +91,7 @@ def write_report(directory: Path, summary: dict[str, Any], labels: list[str]) ->
         f"Trained {training['epochs_run']} epochs (best {training['best_epoch']}) in"
         f" {training['seconds']:.0f} s; hyperparameters: {training['hyperparameters']}.",
         "",
-        summary_table(metrics, labels),
+        summary_table(metrics, labels, baseline),
         "",
         f"ONNX parity on {parity['rows']} test rows: max |diff| {parity['max_abs_diff']:.2e},"
         f" bucketed {parity['bucketed_max_abs_diff']:.2e}, argmax mismatches"

@@ -51,3 +51,10 @@ def test_parity_was_checked_on_the_whole_test_split(shipped_bundle_dir: Path) ->
 def test_bundle_is_small_enough_to_commit(shipped_bundle_dir: Path) -> None:
     total = sum(p.stat().st_size for p in shipped_bundle_dir.rglob("*") if p.is_file())
     assert total <= MAX_BUNDLE_BYTES
+
+
+def test_the_lstm_is_not_worse_than_the_linear_baseline(shipped_bundle_dir: Path) -> None:
+    """TF-IDF + logistic regression, fitted and scored on the very same splits at export."""
+    metrics = load_bundle(shipped_bundle_dir).manifest.metrics
+    assert metrics["test"]["accuracy"] >= metrics["baseline"]["accuracy"]
+    assert metrics["test"]["macro_f1"] >= metrics["baseline"]["macro_f1"]
