@@ -6,11 +6,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
-from service.checks import JSON, check_api_key, check_json_content_type, check_ready, read_body
-from service.errors import BadRequest, InvalidInput, Unavailable, summarize, validation_details
+from service.checks import JSON, check_api_key, check_json_content_type, check_ready, parse_texts, read_body
+from service.errors import Unavailable
 from service.inference import run_inference
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.schemas import ErrorResponse, Health, ModelInfo, PredictResponse
@@ -26,24 +25,6 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
 
 
-def parse_texts(svc: Services, body: bytes) -> list[str]:
-    if not body.strip():
-        raise BadRequest("request body is empty; send a JSON object with 'texts'")
-    try:
-        parsed = svc.request_model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        if errors and errors[0]["type"] == "json_invalid":
-            # "Invalid JSON: EOF while parsing a list at line 1 column 15": position, no input.
-            reason = str(errors[0]["msg"]).removeprefix("Invalid JSON: ")
-            raise BadRequest(f"malformed JSON body: {reason}") from None
-        if errors and errors[0]["type"] == "model_type":
-            raise InvalidInput("the body must be a JSON object with 'texts' or 'text'") from None
-        details = validation_details(errors)
-        raise InvalidInput(summarize(details), details=details) from None
-    return parsed.all_texts()
-
-
 # -- routes -------------------------------------------------------------------------------
 
 
@@ -54,8 +35,8 @@ async def predict(request: Request) -> Response:
     check_api_key(svc, request)
     check_ready(svc)
     check_json_content_type(request)
-    texts = parse_texts(svc, await read_body(request, svc.settings.max_body_bytes))
-    predictions = await run_inference(svc, request, texts)
+    texts = parse_texts(svc.request_model, await read_body(request, svc.settings.max_body_bytes))
+    predictions = await run_inference(svc, request.scope, texts)
     return json_response({"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]})
 
 

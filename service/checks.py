@@ -1,26 +1,41 @@
 """Checks every inference route makes before any work: API key, readiness, content type and
-body size. Plain functions of (services, request), shared by all protocols."""
+body size, plus turning a /predict body into texts.
+
+The checks work on plain header values, so the lean ASGI path for /predict
+(``service/predict_asgi.py``) and the FastAPI routes share them exactly; the ``Request``
+wrappers at the bottom are for the FastAPI routes.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 
+from pydantic import ValidationError
 from starlette.requests import Request
 
-from service.errors import PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType
+from service.errors import (
+    BadRequest,
+    InvalidInput,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    summarize,
+    validation_details,
+)
 from service.lifecycle import Phase
+from service.schemas import PredictRequestBase
 from service.state import Services
 
 JSON = "application/json"
 
 
-
-def check_api_key(svc: Services, request: Request) -> None:
-    expected = svc.api_key
+def verify_api_key(expected: bytes | None, authorization: str | None) -> None:
+    """401 unless ``Authorization: Bearer <expected>``; the same answer for missing and wrong."""
     if expected is None:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = (authorization or "").partition(" ")
     supplied = token.strip().encode() if scheme.lower() == "bearer" else b""
     # compare_digest takes as long for a wrong key as for a right one of the same length.
     if not hmac.compare_digest(supplied, expected):
@@ -36,8 +51,8 @@ def check_ready(svc: Services) -> None:
         raise Unavailable("model is not loaded yet", code="not_ready")
 
 
-def check_json_content_type(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def verify_json_content_type(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
         raise UnsupportedMediaType(
             f"send the body as JSON with 'Content-Type: {JSON}' (got {media_type or 'none'!r})"
@@ -45,18 +60,50 @@ def check_json_content_type(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes:
+    from ``Content-Length`` before reading anything, else while streaming."""
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    chunks = []
+    parts = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
+def parse_texts(model: type[PredictRequestBase], body: bytes) -> list[str]:
+    """The texts of a /predict body (one pydantic pass over the raw bytes), or 400/422."""
+    if not body.strip():
+        raise BadRequest("request body is empty; send a JSON object with 'texts'")
+    try:
+        parsed = model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            # "Invalid JSON: EOF while parsing a list at line 1 column 15": position, no input.
+            reason = str(errors[0]["msg"]).removeprefix("Invalid JSON: ")
+            raise BadRequest(f"malformed JSON body: {reason}") from None
+        if errors and errors[0]["type"] == "model_type":
+            raise InvalidInput("the body must be a JSON object with 'texts' or 'text'") from None
+        details = validation_details(errors)
+        raise InvalidInput(summarize(details), details=details) from None
+    return parsed.all_texts()
+
+
+# -- the same checks for FastAPI routes ----------------------------------------------------
+
+
+def check_api_key(svc: Services, request: Request) -> None:
+    verify_api_key(svc.api_key, request.headers.get("authorization"))
+
+
+def check_json_content_type(request: Request) -> None:
+    verify_json_content_type(request.headers.get("content-type"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    return await read_limited(request.stream(), request.headers.get("content-length"), limit)

@@ -5,8 +5,8 @@ any other protocol served beside it."""
 from __future__ import annotations
 
 import asyncio
-
-from starlette.requests import Request
+from collections.abc import MutableMapping
+from typing import Any
 
 from service.batcher import BatcherClosedError, QueueFullError
 from service.errors import GatewayTimeout, Unavailable
@@ -14,9 +14,9 @@ from service.predictor import Prediction
 from service.state import Services
 
 
-async def run_inference(svc: Services, request: Request, texts: list[str]) -> list[Prediction]:
+async def run_inference(svc: Services, scope: MutableMapping[str, Any], texts: list[str]) -> list[Prediction]:
     """Predictions for ``texts``, in order; raises the ServiceError a client should see."""
-    request.scope["textserve.texts"] = len(texts)
+    scope["textserve.texts"] = len(texts)  # for the access log
     svc.lifecycle.enter()
     svc.metrics.in_flight.inc()
     try:

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from service import __version__, api
 from service.bundle import load_bundle
 from service.errors import install_error_handlers
+from service.logs import AccessLog
 from service.middleware import RequestMiddleware
+from service.predict_asgi import PredictFastPath
 from service.predictor import Predictor
 from service.runtime import ModelRuntime, RuntimeOptions
 from service.settings import Settings
@@ -76,6 +78,10 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.state.textserve = svc
     install_error_handlers(app)
     app.include_router(api.build_router(svc))
-    app.add_middleware(RequestMiddleware, metrics=svc.metrics, log_requests=settings.access_log)
+    if settings.fast_path:
+        app.add_middleware(PredictFastPath, svc=svc)
+    logs_requests = settings.access_log and settings.log_level in ("debug", "info")
+    # Added last, so outermost: it sees every request, the fast path's included.
+    app.add_middleware(RequestMiddleware, metrics=svc.metrics, access_log=AccessLog() if logs_requests else None)
     return app
 

@@ -9,31 +9,41 @@ import time
 import uuid
 from typing import Any
 
+from prometheus_client import Counter, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_body
+from service.logs import AccessLog
 from service.metrics import Metrics
 
-access_log = logging.getLogger("textserve.access")
 error_log = logging.getLogger("textserve.error")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_KEY = "textserve.request_id"
+ROUTE_KEY = "textserve.route"  # set by handlers that run outside the router
+TEXTS_KEY = "textserve.texts"
 # Probes are not traffic: no request metrics, and no access-log line unless they fail.
 PROBE_ROUTES = frozenset({"/health", "/health/live", "/metrics", "/v2/health/live", "/v2/health/ready"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+# nginx's code for "the client closed the connection before the response": never sent.
+CLIENT_CLOSED = 499
 
 
 def route_of(scope: Scope) -> str:
     """The matched route's template (bounded label values), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    route = scope.get(ROUTE_KEY)
+    if route is None:
+        route = getattr(scope.get("route"), "path", None)
+    return route if isinstance(route, str) else "unmatched"
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
-        self.log_requests = log_requests
+        self.access_log = access_log
+        # labels() costs a lock and a dict lookup per call; the set of children is small.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,6 +66,8 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED
         except Exception:
             error_log.exception("unhandled error", extra={"request_id": request_id})
             status = 500
@@ -67,21 +79,27 @@ class RequestMiddleware:
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = route_of(scope)
         probe = route in PROBE_ROUTES
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
         if not probe:
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.request_seconds.labels(route).observe(seconds)
-        if self.log_requests and (not probe or status >= 500):
-            extra: dict[str, Any] = {
+            key = (route, method, str(status))
+            children = self._children.get(key)
+            if children is None:
+                children = (self.metrics.requests.labels(*key), self.metrics.request_seconds.labels(route))
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(seconds)
+        if self.access_log is not None and (not probe or status >= 500):
+            entry: dict[str, Any] = {
                 "request_id": request_id,
-                "method": scope["method"],
+                "method": method,
                 "route": route,
                 "status": status,
                 "latency_ms": round(seconds * 1000, 3),
             }
-            texts = scope.get("textserve.texts")
+            texts = scope.get(TEXTS_KEY)
             if texts is not None:
-                extra["texts"] = texts
-            access_log.info("request", extra=extra)
+                entry["texts"] = texts
+            self.access_log.write(entry)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -94,9 +112,6 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 async def _send_500(send: Send, request_id: str, rid_header: tuple[bytes, bytes]) -> None:
     body = error_body(500, "internal_error", "internal server error", request_id=request_id)
-    await send({
-        "type": "http.response.start",
-        "status": 500,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), rid_header],
-    })
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), rid_header]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})

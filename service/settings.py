@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     """Log level of the JSON logs on stderr."""
 
     access_log: bool = True
-    """One JSON line per request (never the texts)."""
+    """One JSON line per request (never the texts), at log level info or debug."""
+
+    fast_path: bool = True
+    """Serve POST /predict through the lean ASGI path; false uses the plain FastAPI route
+    (same behaviour, more CPU per request), e.g. to rule the fast path out when debugging."""
 
     api_key: SecretStr | None = None
     """If set, /predict needs ``Authorization: Bearer <key>``; health and metrics stay open."""
