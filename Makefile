@@ -31,6 +31,11 @@ run: $(VENV)/.serve
 test: $(VENV)/.all
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmark (see README "Performance"): needs wrk (apt-get install wrk) and 2 cores; ~4 minutes.
+bench: $(VENV)/.serve
+	@command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
+	$(BIN)/python -m bench.run $(ARGS)
+
 # Retrain and export a new bundle, e.g. make export ARGS='--epochs 5 --version 2'
 export: $(VENV)/.all
 	$(BIN)/python -m model_export $(ARGS)

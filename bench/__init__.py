@@ -1,0 +1,1 @@
+"""textserve's benchmark: the in-process limit, a wrk load generator, and a runner."""

@@ -1,0 +1,108 @@
+"""The in-process limit: tokenizer + onnxruntime throughput, by batch size and thread count.
+
+No HTTP, no queue: what one process can do at best with the service's own code path
+(``Predictor.encode`` then ``Predictor.run_batch``: pad to the batch's longest text, run).
+Pin it to one core (``taskset -c 0``) to get the per-core limit the server is compared to.
+
+    python -m bench.limit [--model models/sentiment] [--threads 1 2] [--seconds 1.5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import load_texts
+from service.bundle import load_bundle
+from service.predictor import Predictor
+from service.runtime import ModelRuntime, RuntimeOptions
+
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float) -> dict[str, float]:
+    """Texts/s for batches of ``batch`` consecutive texts, rotating through ``texts``."""
+    offset = 0
+
+    def one() -> None:
+        nonlocal offset
+        chunk = texts[offset : offset + batch]
+        if len(chunk) < batch:
+            offset = 0
+            chunk = texts[:batch]
+        offset += batch
+        ids, _ = predictor.encode(chunk)
+        predictor.run_batch(ids)
+
+    for _ in range(3):
+        one()
+    runs = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while True:
+        one()
+        runs += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    elapsed = now - started
+    return {"texts_per_s": runs * batch / elapsed, "ms_per_run": 1000 * elapsed / runs}
+
+
+def run(model: Path, threads: list[int], seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
+    texts = load_texts()
+    bundle = load_bundle(model)
+    rows = []
+    for n_threads in threads:
+        runtime = ModelRuntime(bundle, RuntimeOptions(intra_op_threads=n_threads, inter_op_threads=1))
+        predictor = Predictor(runtime, max_batch_size=max(batch_sizes), max_delay=0, max_queue_size=max(batch_sizes))
+        for batch in batch_sizes:
+            rows.append({"threads": n_threads, "batch": batch, **measure(predictor, texts, batch, seconds)})
+    best = {
+        n: max((r for r in rows if r["threads"] == n), key=lambda r: r["texts_per_s"]) for n in threads
+    }
+    return {
+        "model": str(bundle.path),
+        "rows": rows,
+        "limit": {str(n): {"batch": b["batch"], "texts_per_s": b["texts_per_s"]} for n, b in best.items()},
+        "batch1_ms": {
+            str(n): next(r["ms_per_run"] for r in rows if r["threads"] == n and r["batch"] == 1) for n in threads
+        },
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    threads = sorted({r["threads"] for r in result["rows"]})
+    lines = [
+        "| batch | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}: texts/s (ms/run)" for n in threads) + " |",
+        "| ---: | " + " | ".join("---:" for _ in threads) + " |",
+    ]
+    for batch in sorted({r["batch"] for r in result["rows"]}):
+        cells = []
+        for n in threads:
+            row = next(r for r in result["rows"] if r["threads"] == n and r["batch"] == batch)
+            cells.append(f"{row['texts_per_s']:,.0f} ({row['ms_per_run']:.2f})")
+        lines.append(f"| {batch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/sentiment"))
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--seconds", type=float, default=1.5, help="per cell")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    result = run(args.model, args.threads, args.seconds)
+    print(table(result))
+    for n, best in result["limit"].items():
+        print(f"\nlimit ({n} thread(s)): {best['texts_per_s']:,.0f} texts/s at batch {best['batch']}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

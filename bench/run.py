@@ -1,0 +1,230 @@
+"""The benchmark: the per-core limit, then the real server under wrk, in one run.
+
+The server is pinned to one core (``taskset -c SERVER_CPU``) and wrk to the other, so the
+figures are per core. For each concurrency x texts-per-request cell it reports req/s,
+texts/s, p50/p90/p99, errors, the batch sizes the server actually ran (read from /metrics
+before and after the cell) and texts/s divided by the limit measured in the same run.
+
+    make bench                       # or: python -m bench.run [--seconds 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.load import run_load
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def _bucket_counts(metrics: str) -> dict[float, float]:
+    out = {}
+    for le, value in re.findall(r'^textserve_batch_size_bucket\{le="([^"]+)"\} (\S+)$', metrics, re.M):
+        out[float("inf") if le == "+Inf" else float(le)] = float(value)
+    return out
+
+
+def _sum_count(metrics: str, name: str) -> tuple[float, float]:
+    s = re.search(rf"^{name}_sum (\S+)$", metrics, re.M)
+    c = re.search(rf"^{name}_count (\S+)$", metrics, re.M)
+    return (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
+
+
+def batch_summary(before: str, after: str) -> dict[str, Any]:
+    """Batch-size distribution of the runs between two /metrics pages."""
+    b, a = _bucket_counts(before), _bucket_counts(after)
+    deltas = {le: a[le] - b.get(le, 0.0) for le in sorted(a)}
+    s0, c0 = _sum_count(before, "textserve_batch_size")
+    s1, c1 = _sum_count(after, "textserve_batch_size")
+    runs, texts = c1 - c0, s1 - s0
+    if runs <= 0:
+        return {"runs": 0, "mean": 0.0, "p50_le": None, "p90_le": None}
+
+    def quantile_le(q: float) -> float:
+        for le, cumulative in deltas.items():
+            if cumulative >= q * runs:
+                return le
+        return float("inf")
+
+    return {"runs": int(runs), "mean": texts / runs, "p50_le": quantile_le(0.5), "p90_le": quantile_le(0.9)}
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Server:
+    def __init__(self, cpu: str, port: int, env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
+        environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port), **env})
+        self.log = open(RESULTS / "server.log", "wb")  # noqa: SIM115
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", cpu, sys.executable, "-m", "service"], cwd=REPO, env=environment,
+            stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}; see {RESULTS / 'server.log'}")
+            try:
+                if http_get(self.url + "/health", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.perf_counter() - started > 60:
+                raise SystemExit("server not ready within 60 s")
+            time.sleep(0.01)
+        self.ready_s = time.perf_counter() - started
+
+    def metrics(self) -> str:
+        return http_get(self.url + "/metrics")[1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def bare_round_trip(url: str, seconds: float, cpu: str) -> dict[str, Any]:
+    """wrk at concurrency 1 on GET /health/live: the HTTP floor of this server."""
+    out = subprocess.run(
+        ["taskset", "-c", cpu, "wrk", "-t1", "-c1", f"-d{max(1, round(seconds))}s", "--latency", url + "/health/live"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)$", out, re.M)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    return {"p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None}
+
+
+def fmt_le(le: float | None) -> str:
+    return "-" if le is None else ("inf" if le == float("inf") else f"≤{le:g}")
+
+
+def table(result: dict[str, Any]) -> str:
+    limit = result["limit_texts_per_s"]
+    lines = [
+        "| conc | texts/req | req/s | texts/s | p50 ms | p90 ms | p99 ms | errors "
+        "| batch mean | batch p50 | batch p90 | ÷ limit |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in result["cells"]:
+        lat, b = c["latency_us"], c["batches"]
+        lines.append(
+            f"| {c['concurrency']} | {c['texts_per_request']} | {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} "
+            f"| {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']} "
+            f"| {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/sentiment")
+    parser.add_argument("--seconds", type=float, default=10, help="measured time per cell")
+    parser.add_argument("--warmup", type=float, default=2, help="warm-up time per cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64, 128])
+    parser.add_argument("--texts", type=int, nargs="+", default=[1, 16], help="texts per request")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--load-cpu", default="1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--env", nargs="*", default=[],
+                        help="extra server settings, e.g. TEXTSERVE_MAX_BATCH_DELAY_MS=1")
+    parser.add_argument("--json", type=Path, help="where to write the result (default bench/results/<time>.json)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    env = {"TEXTSERVE_MODEL_PATH": args.model, **dict(kv.split("=", 1) for kv in args.env)}
+
+    print(f"limit: in-process tokenizer + onnxruntime, 1 thread, pinned to CPU {args.server_cpu} ...", flush=True)
+    limit_proc = subprocess.run(
+        ["taskset", "-c", args.server_cpu, sys.executable, "-c",
+         "import json,sys; from pathlib import Path; from bench.limit import run; "
+         f"print(json.dumps(run(Path({args.model!r}), [1], 1.5)))"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
+    )
+    limit = json.loads(limit_proc.stdout)
+    limit_tps = limit["limit"]["1"]["texts_per_s"]
+    print(f"limit: {limit_tps:,.0f} texts/s at batch {limit['limit']['1']['batch']};"
+          f" batch-1 run {limit['batch1_ms']['1']:.2f} ms", flush=True)
+
+    server = Server(args.server_cpu, args.port, env)
+    rss = rss_mb(server.proc.pid)
+    print(f"server ready in {server.ready_s:.2f} s (start to /health 200), RSS {rss:.0f} MB", flush=True)
+    cells = []
+    peak_rss = rss_mb(server.proc.pid)
+    try:
+        floor = bare_round_trip(server.url, 5, args.load_cpu)
+        for texts in args.texts:
+            for conc in args.concurrency:
+                before = server.metrics()
+                cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu)
+                peak_rss = max(peak_rss, rss_mb(server.proc.pid))
+                after = server.metrics()
+                cell["batches"] = batch_summary(before, after)
+                cells.append(cell)
+                print(f"  conc {conc:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
+                      f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
+                      f" mean batch {cell['batches']['mean']:.1f}", flush=True)
+    finally:
+        server.stop()
+    result = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
+                    "server_cpu": args.server_cpu, "load_cpu": args.load_cpu},
+        "settings": env,
+        "limit_texts_per_s": limit_tps,
+        "limit": limit,
+        "server_ready_s": server.ready_s,
+        "peak_rss_mb": peak_rss,
+        "bare_round_trip_p50_ms": floor["p50_ms"],
+        "cells": cells,
+    }
+    out = args.json or RESULTS / f"{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print()
+    print(table(result))
+    c1 = next((c for c in cells if c["concurrency"] == 1 and c["texts_per_request"] == 1), None)
+    if c1 is not None and floor["p50_ms"] is not None:
+        budget = floor["p50_ms"] + limit["batch1_ms"]["1"]
+        print(f"\nconcurrency 1: /predict p50 {c1['latency_us']['p50'] / 1000:.2f} ms vs bare round trip"
+              f" {floor['p50_ms']:.2f} ms + batch-1 inference {limit['batch1_ms']['1']:.2f} ms = {budget:.2f} ms")
+    print(f"limit {limit_tps:,.0f} texts/s; ready in {server.ready_s:.2f} s; peak RSS {peak_rss:.0f} MB")
+    print(f"results in {out}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
