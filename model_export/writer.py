@@ -8,6 +8,7 @@ directory, and the service ignores non-numeric directories anyway.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ def next_version(model_root: Path) -> int:
 def staging_directory(model_root: Path) -> Iterator[Path]:
     model_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
+    # mkdtemp makes the directory private (0700); a published bundle must be readable by the
+    # service's own user (e.g. uid 10001 in the container), as any directory made here would be.
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)
     try:
         yield stage
     finally:

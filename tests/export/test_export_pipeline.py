@@ -29,6 +29,7 @@ def test_cli_writes_a_verified_bundle_the_service_can_load(tmp_path: Path) -> No
     assert "parity: max |diff|" in result.stdout
     bundle_dir = tmp_path / "quick" / "1"
     assert sorted(p.name for p in (tmp_path / "quick").iterdir()) == ["1"]  # no staging left
+    assert bundle_dir.stat().st_mode & 0o055 == 0o055  # others may read it (the service's own user)
 
     bundle = load_bundle(tmp_path / "quick")
     manifest = bundle.manifest
