@@ -7,7 +7,8 @@ numpy only, so the service never needs TensorFlow to turn text into model input.
 Cleaning rules (also in the README):
 
 * Unicode is NFKC-normalised and case-folded; curly apostrophes become ``'``.
-* URLs (``http://``, ``https://``, ``www.``) become the single token ``<url>``.
+* URLs (``http://``, ``https://``, ``www.`` at the start of a word) become the single
+  token ``<url>``.
 * ``@mentions`` stay one token each, ``@`` included (``@united``): who a tweet is
   addressed to is real signal (complaints go to airlines); rare handles fall out of the
   vocabulary like any rare word.
@@ -46,15 +47,17 @@ URL_TOKEN = "<url>"
 NUM_TOKEN = "<num>"
 FORMAT_VERSION = 1
 
-_URL = re.compile(r"(?:https?://|www\.)\S*")
-_MENTION = re.compile(r"@(\w+)")
-# A number is a digit run not glued to a word character (or a mention's @) on either side:
-# "c14" and "@user123" stay whole.
-_NUMBER = re.compile(r"(?<![\w@])\d+(?:[.,]\d+)*(?!\w)")
-# Placeholders are protected as \x01url\x01 so no rule below can split or rewrite them.
-_PLACEHOLDER = "\x01{}\x01"
-_TOKEN = re.compile(r"\x01(url|num|@\w+)\x01|[^\W_]+(?:'[^\W_]+)*|[!?]|[^\w\s]", re.UNICODE)
-_APOSTROPHES = str.maketrans({"\x01": " ", "\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_URL_START = re.compile(r"https?://")
+# One left-to-right pass; at each position the first alternative that matches wins.
+_TOKEN = re.compile(
+    r"(?P<url>https?://\S*|(?<![^\W_])www\.\S*)"
+    r"|(?P<mention>@\w+)"
+    # a digit run not glued to a word character or an @ on either side: "c14" stays a word
+    r"|(?P<num>(?<![\w@])\d+(?:[.,]\d+)*(?!\w))"
+    r"|(?P<word>[^\W_]+(?:'[^\W_]+)*)"
+    r"|(?P<other>[^\w\s])"
+)
 
 
 def _is_symbol_token(char: str) -> bool:
@@ -65,21 +68,20 @@ def _is_symbol_token(char: str) -> bool:
 def tokenize(text: str) -> list[str]:
     """Clean ``text`` and split it into tokens (see the module docstring for the rules)."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
-    text = _URL.sub(" " + _PLACEHOLDER.format("url") + " ", text)
-    text = _MENTION.sub(lambda m: " " + _PLACEHOLDER.format("@" + m.group(1)) + " ", text)
-    text = _NUMBER.sub(" " + _PLACEHOLDER.format("num") + " ", text)
+    if "://" in text:  # a URL glued to the word before it still starts a token of its own
+        text = _URL_START.sub(r" \g<0>", text)
     tokens: list[str] = []
+    append = tokens.append
     for match in _TOKEN.finditer(text):
-        placeholder = match.group(1)
-        if placeholder is not None:
-            tokens.append(placeholder if placeholder[0] == "@" else f"<{placeholder}>")
-            continue
-        token = match.group(0)
-        if len(token) == 1 and not token[0].isalnum():
-            if _is_symbol_token(token):
-                tokens.append(token)
-            continue
-        tokens.append(token)
+        kind = match.lastgroup
+        if kind == "word" or kind == "mention":
+            append(match.group())
+        elif kind == "url":
+            append(URL_TOKEN)
+        elif kind == "num":
+            append(NUM_TOKEN)
+        elif _is_symbol_token(match.group()):
+            append(match.group())
     return tokens
 
 
