@@ -3,7 +3,11 @@ a table of malformed requests that must each be a TensorError that repeats no cl
 
 from __future__ import annotations
 
+import ast
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +31,7 @@ from service.v2_codec import (
 
 ELEMENTS = [b"", b"a", "caf\u00e9 \U0001f600".encode(), b"\x00\x01 nul", "\u202e".encode() * 50]
 SECRET = "s3cret-payload"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def binary_body(inputs: list[dict[str, Any]], blobs: list[bytes], **extra: Any) -> tuple[bytes, int]:
@@ -285,3 +290,24 @@ def test_errors_never_repeat_client_data() -> None:
     with pytest.raises(TensorError) as caught:
         elements_of(blob, 1)
     assert SECRET not in str(caught.value)
+
+
+def test_the_service_never_imports_the_client() -> None:
+    """tritonclient (and the gevent under it) is a test dependency only."""
+    client_roots = ("tritonclient", "gevent", "geventhttpclient")
+    code = (
+        "import sys, service.main, service.v2\n"
+        f"print(sorted(n for n in sys.modules if n.split('.')[0] in {client_roots!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip() == "[]"
+    imported = set()
+    for path in (REPO / "service").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert imported.isdisjoint(client_roots)
