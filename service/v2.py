@@ -22,7 +22,7 @@ from service.api import json_response, services
 from service.checks import check_api_key, check_ready, read_body
 from service.errors import BadRequest, NotFound, Unavailable, UnsupportedMediaType
 from service.inference import run_inference
-from service.schemas import ErrorResponse
+from service.schemas import EXAMPLE_TEXTS, ErrorResponse
 from service.state import Services
 from service.v2_codec import (
     HEADER_LENGTH,
@@ -46,7 +46,7 @@ def served_model(svc: Services, name: str, version: str | None) -> str:
         raise Unavailable("model is not loaded yet", code="not_ready")
     served = str(manifest.version)
     if name != manifest.name:
-        raise NotFound("unknown model; GET /v2/models/{name} with the served model's name")
+        raise NotFound(f"unknown model; the served model is {manifest.name!r}")
     if version is not None and version != served:
         raise NotFound(f"unknown version of model {manifest.name!r}; the served version is {served}")
     return served
@@ -157,6 +157,16 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
 
 
+# The handlers read their own body (JSON, or JSON then binary tensor data), so OpenAPI gets
+# the request body by hand.
+INFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"example": {"id": "42", "inputs": [{
+        "name": "text", "datatype": "BYTES", "shape": [2], "data": EXAMPLE_TEXTS}]}},
+    BINARY: {"schema": {"type": "string", "format": "binary", "description":
+        f"The JSON request ({HEADER_LENGTH} bytes), then each binary input's data"}},
+}}}
+
+
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
     health: dict[int | str, dict[str, Any]] = {200: {"description": "true"}, 400: {"description": "false"}}
@@ -175,6 +185,6 @@ def build_router() -> APIRouter:
     for path, handler in ((model, infer), (version, infer_version)):
         router.add_api_route(
             path + "/infer", handler, methods=["POST"], summary="Inference",
-            responses=_errors(400, 401, 404, 413, 415, 503, 504),
+            responses=_errors(400, 401, 404, 413, 415, 503, 504), openapi_extra=INFER_BODY,
         )
     return router

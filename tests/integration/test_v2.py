@@ -97,6 +97,15 @@ def metric_value(page: str, name: str, **labels: str) -> float:
 # -- health and metadata --------------------------------------------------------------------
 
 
+def test_openapi_documents_the_v2_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    infer = paths["/v2/models/{model_name}/versions/{model_version}/infer"]["post"]
+    assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    assert set(infer["responses"]) >= {"200", "400", "404", "413", "503"}
+    expected = {"/v2", "/v2/health/live", "/v2/models/{model_name}", "/v2/models/{model_name}/ready"}
+    assert expected <= set(paths)
+
+
 def test_server_metadata_names_the_implemented_extensions(client: TestClient) -> None:
     assert client.get("/v2").json() == {
         "name": "textserve", "version": "0.1.0", "extensions": ["binary_tensor_data", "classification"],
