@@ -91,14 +91,14 @@ async def _model_metadata(request: Request, name: str, version: str | None) -> R
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     svc = services(request)
+    settings = svc.settings
     check_api_key(svc, request)
     check_ready(svc)
     served = served_model(svc, name, version)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
-    body = await read_body(request, svc.settings.max_body_bytes)
-    settings = svc.settings
+    body = await read_body(request, settings.max_body_bytes)
     labels = svc.predictor.labels
     try:
         parsed = parse_infer_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
