@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import __version__, api
+from service import __version__, api, v2
 from service.bundle import load_bundle
 from service.errors import install_error_handlers
 from service.logs import AccessLog
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.state.textserve = svc
     install_error_handlers(app)
     app.include_router(api.build_router(svc))
+    app.include_router(v2.build_router())
     if settings.fast_path:
         app.add_middleware(PredictFastPath, svc=svc)
     logs_requests = settings.access_log and settings.log_level in ("debug", "info")
