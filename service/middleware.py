@@ -23,7 +23,10 @@ REQUEST_ID_KEY = "textserve.request_id"
 ROUTE_KEY = "textserve.route"  # set by handlers that run outside the router
 TEXTS_KEY = "textserve.texts"
 # Probes are not traffic: no request metrics, and no access-log line unless they fail.
-PROBE_ROUTES = frozenset({"/health", "/health/live", "/metrics", "/v2/health/live", "/v2/health/ready"})
+PROBE_ROUTES = frozenset({
+    "/health", "/health/live", "/metrics", "/v2/health/live", "/v2/health/ready",
+    "/v2/models/{model_name}/ready", "/v2/models/{model_name}/versions/{model_version}/ready",
+})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 # nginx's code for "the client closed the connection before the response": never sent.
 CLIENT_CLOSED = 499

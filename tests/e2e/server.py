@@ -48,6 +48,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._stderr.close()
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.logs()[-2000:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:

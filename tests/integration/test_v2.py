@@ -409,3 +409,11 @@ def test_v2_traffic_is_counted_and_its_probes_are_not(client: TestClient) -> Non
     assert "/v2/health" not in page
     assert metric_value(page, "textserve_batch_size_sum") == 6
     assert sum(metric_value(page, "textserve_predictions_total", label=label) for label in LABELS) == 6
+
+
+def test_health_and_readiness_probes_are_not_counted_as_traffic(client: TestClient) -> None:
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/sentiment/ready",
+                 "/v2/models/sentiment/versions/1/ready"):
+        assert client.get(path).status_code == 200
+    page = client.get("/metrics").text
+    assert "/ready" not in page and "/health" not in page
