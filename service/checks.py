@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from service.errors import PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType
+from service.errors import (
+    ClientClosedRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from service.lifecycle import Phase
 from service.state import Services
 
@@ -52,11 +58,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # A client that hangs up mid-body is not a server error (it was a 500 and an ERROR
+        # log line with a traceback).
+        raise ClientClosedRequest("the client closed the connection before sending the whole body") from None
     return b"".join(chunks)
 
 

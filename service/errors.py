@@ -78,6 +78,14 @@ class GatewayTimeout(ServiceError):
     status, code = 504, "timeout"
 
 
+class ClientClosedRequest(ServiceError):
+    """499 (nginx's code): the client went away before its answer. Nobody reads this body;
+    the status is for the access log and the request metrics, which would otherwise count
+    an abandoned request as a 500 or as a success."""
+
+    status, code = 499, "client_closed_request"
+
+
 def error_body(
     status: int, code: str, message: str, details: Sequence[dict[str, Any]] | None = None,
     request_id: str | None = None,
