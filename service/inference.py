@@ -9,9 +9,31 @@ import asyncio
 from starlette.requests import Request
 
 from service.batcher import BatcherClosedError, QueueFullError
-from service.errors import GatewayTimeout, Unavailable
+from service.errors import ClientClosedRequest, GatewayTimeout, Unavailable
 from service.predictor import Prediction
 from service.state import Services
+
+
+class _DisconnectWatch:
+    """Cancels the request's task if its client hangs up while the texts wait or run, so
+    the batcher withdraws them (their queue slots free at once, never run). The body has
+    been read, so the next ASGI message can only be the disconnect."""
+
+    def __init__(self, request: Request) -> None:
+        self.fired = False
+        self._task = asyncio.current_task()
+        self._receive = request.receive
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        if self._task is not None and not self._task.done():
+            self.fired = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        self._watcher.cancel()
 
 
 async def run_inference(svc: Services, request: Request, texts: list[str]) -> list[Prediction]:
@@ -19,9 +41,16 @@ async def run_inference(svc: Services, request: Request, texts: list[str]) -> li
     request.scope["textserve.texts"] = len(texts)
     svc.lifecycle.enter()
     svc.metrics.in_flight.inc()
+    watch = _DisconnectWatch(request)
     try:
         async with asyncio.timeout(svc.settings.request_timeout_s):
             predictions = await svc.predictor.predict(texts)
+        # No await between here and stop(): the watch can only cancel inside predict().
+    except asyncio.CancelledError:
+        if not watch.fired:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise ClientClosedRequest("the client closed the connection before its answer") from None
     except QueueFullError:
         svc.metrics.rejected.labels("queue_full").inc()
         raise Unavailable("server is overloaded; retry shortly", code="overloaded") from None
@@ -34,6 +63,7 @@ async def run_inference(svc: Services, request: Request, texts: list[str]) -> li
             f"no answer within the request timeout ({svc.settings.request_timeout_s:g} s)"
         ) from None
     finally:
+        watch.stop()
         svc.lifecycle.leave()
         svc.metrics.in_flight.dec()
     counter = svc.metrics.predictions
