@@ -3,6 +3,7 @@ body size. Plain functions of (services, request), shared by all protocols."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from starlette.requests import ClientDisconnect, Request
@@ -10,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from service.errors import (
     ClientClosedRequest,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -51,19 +53,25 @@ def check_json_content_type(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes, and
+    (408) if it has not all arrived within ``timeout`` seconds: uvicorn has no body-read
+    timeout, so a client trickling a body (or never finishing a chunked one) would hold a
+    connection and a task forever."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     chunks = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
     except ClientDisconnect:
         # A client that hangs up mid-body is not a server error (it was a 500 and an ERROR
         # log line with a traceback).

@@ -78,6 +78,16 @@ class GatewayTimeout(ServiceError):
     status, code = 504, "timeout"
 
 
+class RequestTimeout(ServiceError):
+    """408: the body did not arrive in time. The connection is closed, since the rest of
+    the body may still be on its way."""
+
+    status, code = 408, "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class ClientClosedRequest(ServiceError):
     """499 (nginx's code): the client went away before its answer. Nobody reads this body;
     the status is for the access log and the request metrics, which would otherwise count
