@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -20,6 +21,7 @@ from service.lifecycle import Phase
 from service.state import Services
 
 JSON = "application/json"
+_MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,64}$")
 
 
 
@@ -47,9 +49,11 @@ def check_ready(svc: Services) -> None:
 def check_json_content_type(request: Request) -> None:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        # The client's value is echoed only if it is a well-formed media type, never markup.
         raise UnsupportedMediaType(
             f"send the body as JSON with 'Content-Type: {JSON}' (got {media_type or 'none'!r})"
-            if len(media_type) < 100 else f"send the body as JSON with 'Content-Type: {JSON}'"
+            if not media_type or _MEDIA_TYPE.match(media_type)
+            else f"send the body as JSON with 'Content-Type: {JSON}'"
         )
 
 
