@@ -35,8 +35,9 @@ async def predict(request: Request) -> Response:
     check_api_key(svc, request)
     check_ready(svc)
     check_json_content_type(request)
-    texts = parse_texts(svc.request_model, await read_body(request, svc.settings.max_body_bytes))
-    predictions = await run_inference(svc, request.scope, texts)
+    body = await read_body(request, svc.settings.max_body_bytes, svc.settings.request_timeout_s)
+    texts = parse_texts(svc.request_model, body)
+    predictions = await run_inference(svc, request.scope, request.receive, texts)
     return json_response({"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]})
 
 
@@ -71,6 +72,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed JSON or empty body",
         401: "API key required and missing or wrong",
+        408: "Body not received within the request timeout",
         413: "Body larger than the limit",
         415: "Body is not JSON",
         422: "Body is JSON but not a valid request (the details say where)",
@@ -94,7 +96,7 @@ def build_router(svc: Services) -> APIRouter:
     router = APIRouter()
     router.add_api_route(
         "/predict", predict, methods=["POST"], summary="Classify texts",
-        response_model=PredictResponse, responses=_errors(400, 401, 413, 415, 422, 503, 504),
+        response_model=PredictResponse, responses=_errors(400, 401, 408, 413, 415, 422, 503, 504),
         openapi_extra={"requestBody": {"required": True, "content": {
             JSON: {"schema": request_schema, "examples": examples}}}},
     )

@@ -8,16 +8,20 @@ wrappers at the bottom are for the FastAPI routes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import re
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.errors import (
     BadRequest,
+    ClientClosedRequest,
     InvalidInput,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -29,6 +33,7 @@ from service.schemas import PredictRequestBase
 from service.state import Services
 
 JSON = "application/json"
+_MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,64}$")
 
 
 def verify_api_key(expected: bytes | None, authorization: str | None) -> None:
@@ -54,24 +59,37 @@ def check_ready(svc: Services) -> None:
 def verify_json_content_type(content_type: str | None) -> None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        # The client's value is echoed only if it is a well-formed media type, never markup.
         raise UnsupportedMediaType(
             f"send the body as JSON with 'Content-Type: {JSON}' (got {media_type or 'none'!r})"
-            if len(media_type) < 100 else f"send the body as JSON with 'Content-Type: {JSON}'"
+            if not media_type or _MEDIA_TYPE.match(media_type)
+            else f"send the body as JSON with 'Content-Type: {JSON}'"
         )
 
 
-async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes:
-    from ``Content-Length`` before reading anything, else while streaming."""
+async def read_limited(
+    chunks: AsyncIterator[bytes], declared_length: str | None, limit: int, timeout: float | None = None
+) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes (from
+    ``Content-Length`` before reading anything, else while streaming), and (408) if it has
+    not all arrived within ``timeout`` seconds: uvicorn has no body-read timeout, so a
+    client trickling a body (or never finishing a chunked one) would hold a connection and
+    a task forever. A client that hangs up mid-body is a 499, not a server error."""
     if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     parts = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise ClientClosedRequest("the client closed the connection before sending the whole body") from None
     return b"".join(parts)
 
 
@@ -105,5 +123,5 @@ def check_json_content_type(request: Request) -> None:
     verify_json_content_type(request.headers.get("content-type"))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    return await read_limited(request.stream(), request.headers.get("content-length"), limit, timeout)

@@ -6,6 +6,7 @@ They never contain a stack trace, a file path, a library version or the client's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -78,6 +79,24 @@ class GatewayTimeout(ServiceError):
     status, code = 504, "timeout"
 
 
+class RequestTimeout(ServiceError):
+    """408: the body did not arrive in time. The connection is closed, since the rest of
+    the body may still be on its way."""
+
+    status, code = 408, "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
+class ClientClosedRequest(ServiceError):
+    """499 (nginx's code): the client went away before its answer. Nobody reads this body;
+    the status is for the access log and the request metrics, which would otherwise count
+    an abandoned request as a 500 or as a success."""
+
+    status, code = 499, "client_closed_request"
+
+
 def error_body(
     status: int, code: str, message: str, details: Sequence[dict[str, Any]] | None = None,
     request_id: str | None = None,
@@ -106,11 +125,26 @@ def request_id_of(request: Request) -> str | None:
     return request.scope.get("textserve.request_id")
 
 
+# A field name from the client is echoed (it names the typo) only if it looks like one.
+_SAFE_FIELD = re.compile(r"^[A-Za-z0-9_.\-\[\]()]{1,64}$")
+
+
+def _safe_loc_part(part: Any) -> Any:
+    if isinstance(part, int) or _SAFE_FIELD.match(str(part)):
+        return part
+    return "(field)"
+
+
 def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Pydantic errors without the offending input (never echoed back) or doc URLs."""
+    """Pydantic errors without the offending input (never echoed back) or doc URLs. The
+    location may hold a key the client sent; one that is not a plain name (markup, long
+    strings, anything a browser or a log viewer might interpret) is not echoed."""
     details = []
     for err in errors:
-        loc = [p for p in err.get("loc", ()) if p not in ("body", "function-after[_one_of()]")]
+        loc = [
+            _safe_loc_part(p) for p in err.get("loc", ())
+            if p not in ("body", "function-after[_one_of()]")
+        ]
         details.append({"loc": loc, "msg": str(err.get("msg", "invalid")), "type": err.get("type")})
     return details
 

@@ -71,11 +71,13 @@ class PredictFastPath:
             verify_api_key(svc.api_key, headers.get("authorization"))
             check_ready(svc)
             verify_json_content_type(headers.get("content-type"))
+            settings = svc.settings
             body = await read_limited(
-                _body_chunks(receive), headers.get("content-length"), svc.settings.max_body_bytes
+                _body_chunks(receive), headers.get("content-length"), settings.max_body_bytes,
+                settings.request_timeout_s,
             )
             texts = parse_texts(svc.request_model, body)
-            predictions = await run_inference(svc, scope, texts)
+            predictions = await run_inference(svc, scope, receive, texts)
         except ServiceError as exc:
             payload = error_body(exc.status, exc.code, exc.message, exc.details, scope.get(REQUEST_ID_KEY))
             await _respond(send, exc.status, payload, exc.headers)

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     """Most texts waiting for the model; beyond it requests get 503 with Retry-After."""
 
     request_timeout_s: float = Field(10.0, gt=0, le=3600)
-    """A request still unanswered after this long gets 504."""
+    """A request still unanswered after this long gets 504; one whose body has not all
+    arrived within it gets 408 (so a trickled or never-finished body cannot hold a
+    connection forever)."""
 
     max_texts_per_request: int = Field(256, ge=1)
     """Most texts in one request (422 beyond)."""

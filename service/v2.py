@@ -98,7 +98,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.request_timeout_s)
     labels = svc.predictor.labels
     try:
         parsed = parse_infer_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
@@ -106,7 +106,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         plans = plan_outputs(parsed, len(labels))
     except TensorError as exc:
         raise BadRequest(str(exc)) from None
-    predictions = await run_inference(svc, request.scope, texts)
+    predictions = await run_inference(svc, request.scope, request.receive, texts)
     content, header_length = encode_infer_response(
         name, served, parsed.id, build_outputs(plans, predictions, labels)
     )
@@ -171,15 +171,18 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
     health: dict[int | str, dict[str, Any]] = {200: {"description": "true"}, 400: {"description": "false"}}
 
-    def get(path: str, handler: Any, summary: str, responses: dict[int | str, dict[str, Any]]) -> None:
-        router.add_api_route(path, handler, methods=["GET"], summary=summary, responses=responses)
+    def get(path: str, handler: Any, summary: str, responses: dict[int | str, dict[str, Any]],
+            empty: bool = False) -> None:
+        # Health answers are the status alone, with an empty body, as the protocol says.
+        extra: dict[str, Any] = {"response_class": Response} if empty else {}
+        router.add_api_route(path, handler, methods=["GET"], summary=summary, responses=responses, **extra)
 
     get("", server_metadata, "Server metadata", {})
-    get("/health/live", server_live, "Server live", health)
-    get("/health/ready", server_ready, "Server ready", health)
+    get("/health/live", server_live, "Server live", health, empty=True)
+    get("/health/ready", server_ready, "Server ready", health, empty=True)
     model, version = "/models/{model_name}", "/models/{model_name}/versions/{model_version}"
-    get(model + "/ready", model_ready, "Model ready", {**health, **_errors(404)})
-    get(version + "/ready", model_version_ready, "Model version ready", {**health, **_errors(404)})
+    get(model + "/ready", model_ready, "Model ready", {**health, **_errors(404)}, empty=True)
+    get(version + "/ready", model_version_ready, "Model version ready", {**health, **_errors(404)}, empty=True)
     get(model, model_metadata_route, "Model metadata", _errors(404, 503))
     get(version, model_version_metadata, "Model version metadata", _errors(404, 503))
     for path, handler in ((model, infer), (version, infer_version)):
