@@ -118,18 +118,23 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="micro-batcher")
 
+    def check_room(self, n_items: int) -> None:
+        """Raise what ``submit`` would for ``n_items`` right now, before any work is spent
+        on them: under overload, refusing must be cheaper than serving."""
+        if self._closed or self._wakeup is None:
+            raise BatcherClosedError("the batcher is not accepting work")
+        if self._queued_items + n_items > self.max_queue_size:
+            raise QueueFullError(f"queue holds {self._queued_items} of {self.max_queue_size} items")
+
     async def submit(self, items: Sequence[Item]) -> list[Any]:
         """Results for ``items``, in order. Raises QueueFullError / BatcherClosedError at once,
         or the batch's own exception if the model failed. Cancelling the caller (e.g. a
         timeout) withdraws its jobs that have not started."""
-        if self._closed or self._wakeup is None:
-            raise BatcherClosedError("the batcher is not accepting work")
         if not items:
             return []
-        if self._queued_items + len(items) > self.max_queue_size:
-            raise QueueFullError(
-                f"queue holds {self._queued_items} of {self.max_queue_size} items"
-            )
+        self.check_room(len(items))
+        wakeup = self._wakeup
+        assert wakeup is not None  # check_room refuses a batcher that was never started
         loop = asyncio.get_running_loop()
         jobs = [
             _Job(list(items[i : i + self.max_batch_size]), loop.create_future())
@@ -139,7 +144,7 @@ class MicroBatcher:
         self._queued_items += len(items)
         self._arrivals += len(jobs)
         self._observer.queue_depth(self._queued_items)
-        self._wakeup.set()
+        wakeup.set()
         try:
             if len(jobs) == 1:
                 return list(await jobs[0].future)

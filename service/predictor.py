@@ -70,6 +70,7 @@ class Predictor:
         return out
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.batcher.check_room(len(texts))  # shed before tokenizing, not after
         if sum(len(t) for t in texts) > _OFFLOAD_CHARS:
             ids, truncated = await asyncio.to_thread(self.encode, texts)
         else:

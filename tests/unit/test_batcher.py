@@ -301,3 +301,24 @@ def test_nonsense_limits_are_refused(kwargs: dict[str, float]) -> None:
     opts = {"max_batch_size": 4, "max_delay": 0.0, "max_queue_size": 4} | kwargs
     with pytest.raises(ValueError):
         MicroBatcher(lambda x: x, **opts)  # type: ignore[arg-type]
+
+
+async def test_check_room_refuses_before_any_work_is_spent() -> None:
+    model = FakeModel()
+    batcher = make(model, max_queue_size=3)
+    with pytest.raises(BatcherClosedError):
+        batcher.check_room(1)  # not started
+    batcher.start()
+    first = await hold_model(model, batcher)
+    queued = asyncio.create_task(batcher.submit([1, 2]))
+    await asyncio.sleep(0)
+    batcher.check_room(1)  # fits
+    with pytest.raises(QueueFullError):
+        batcher.check_room(2)
+    assert model.gate is not None
+    model.gate.set()
+    await first
+    await queued
+    await batcher.stop()
+    with pytest.raises(BatcherClosedError):
+        batcher.check_room(1)
