@@ -1,4 +1,10 @@
-"""Keras -> ONNX with tf2onnx, with the dimension names the manifest promises."""
+"""Keras -> ONNX with tf2onnx, with the dimension names the manifest promises.
+
+The served graph is tf2onnx's conversion of the model's *unmasked twin* (fused ``LSTM``
+operators) given the model's masking back through ``sequence_lens`` (see
+``lstm_masking.py``). tf2onnx's direct conversion of the masked model (a generic ``Loop``)
+is written too, as the reference the served graph is compared with; it is not shipped.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,24 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
+from model_export.lstm_masking import mask_with_sequence_lengths
 from model_export.model import INPUT_NAME, OUTPUT_NAME
 from model_export.options import DEFAULT_OPSET
 
 BATCH_DIM = "batch"
 SEQUENCE_DIM = "sequence"
+METHOD = (
+    "tf2onnx.convert.from_keras of the unmasked twin (fused LSTM operators), masking restored"
+    " with LSTM sequence_lens computed from the ids; checked against Keras and against"
+    " tf2onnx's Loop conversion of the masked model"
+)
 
 
-def export_onnx(model: keras.Model, path: Path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Write ``model`` to ``path``: int32 ``[batch, sequence]`` in, float32 ``[batch, k]`` out.
+def convert(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """tf2onnx's conversion: int32 ``[batch, sequence]`` in, float32 ``[batch, k]`` out.
 
     Both input dimensions stay dynamic: the service pads each batch only to its longest
-    text. tf2onnx names dynamic dimensions ``unk__N``; they are renamed so the graph says
-    what they are.
+    text. tf2onnx names dynamic dimensions ``unk__N``; they are renamed to say what they are.
     """
     signature = (tf.TensorSpec((None, None), tf.int32, name=INPUT_NAME),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
@@ -35,8 +46,22 @@ def export_onnx(model: keras.Model, path: Path, opset: int = DEFAULT_OPSET) -> o
     in_dims[0].dim_param, in_dims[1].dim_param = BATCH_DIM, SEQUENCE_DIM
     out_dims = graph.output[0].type.tensor_type.shape.dim
     out_dims[0].dim_param = BATCH_DIM
-    proto.doc_string = f"textserve text classifier, exported with tf2onnx {tf2onnx.__version__}"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
     result: onnx.ModelProto = proto
     return result
+
+
+def export_onnx(twin: keras.Model, path: Path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Write the served graph for ``twin`` (the trained model built without the mask)."""
+    proto = convert(twin, opset)
+    mask_with_sequence_lengths(proto)
+    proto.doc_string = f"textserve text classifier: {METHOD} (tf2onnx {tf2onnx.__version__})"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return proto
+
+
+def export_reference(model: keras.Model, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    """Write tf2onnx's plain conversion of the masked model (a Loop per LSTM)."""
+    proto = convert(model, opset)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))

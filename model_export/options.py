@@ -29,7 +29,7 @@ class ExportOptions:
     embedding_dim: int = 128
     lstm_units: int = 128
     dropout: float = 0.5
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     epochs: int = 10
     batch_size: int = 32
     patience: int = 2

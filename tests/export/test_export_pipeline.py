@@ -70,12 +70,12 @@ def test_an_export_that_differs_from_keras_is_refused_and_leaves_nothing(
 
     real_export = pipeline.export_onnx
 
-    def export_an_untrained_twin(model, path, opset):  # type: ignore[no-untyped-def]
+    def export_an_untrained_twin(twin, path, opset):  # type: ignore[no-untyped-def]
         import keras
 
-        embedding = next(x for x in model.layers if isinstance(x, keras.layers.Embedding))
+        embedding = next(x for x in twin.layers if isinstance(x, keras.layers.Embedding))
         config = ModelConfig(vocab_size=embedding.input_dim, n_classes=3)
-        return real_export(build_model(config), path, opset)
+        return real_export(build_model(config, mask_padding=False), path, opset)
 
     monkeypatch.setattr(pipeline, "export_onnx", export_an_untrained_twin)
     options = ExportOptions(output_dir=tmp_path, limit_rows=1000, epochs=1, verbose=0)
