@@ -46,6 +46,17 @@ def test_parity_was_checked_on_the_whole_test_split(shipped_bundle_dir: Path) ->
     assert parity["max_abs_diff"] <= 1e-4
     assert parity["bucketed_max_abs_diff"] <= 1e-4
     assert parity["argmax_mismatches"] == 0
+    assert parity["tf2onnx_loop_max_abs_diff"] <= 1e-4  # the fused graph equals tf2onnx's plain one
+
+
+def test_the_served_graph_uses_fused_lstm_operators(shipped_bundle_dir: Path) -> None:
+    """The fast graph (LSTM + sequence_lens), not tf2onnx's per-step Loop."""
+    import onnx
+
+    graph = onnx.load(str(shipped_bundle_dir / "model.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("LSTM") == 2 and "Loop" not in ops
+    assert all(n.input[4] == "textserve_sequence_lens" for n in graph.node if n.op_type == "LSTM")
 
 
 def test_bundle_is_small_enough_to_commit(shipped_bundle_dir: Path) -> None:
