@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.batcher import BatchObserver, MicroBatcher
+from service.bucketing import RunCost, calibrate, length_groups
 from service.runtime import ModelRuntime
 
 # Above this many characters in one request, tokenizing moves off the event loop.
@@ -39,8 +40,10 @@ class Predictor:
         max_delay: float,
         max_queue_size: int,
         observer: BatchObserver | None = None,
+        run_cost: RunCost | None = None,
     ) -> None:
         self.runtime = runtime
+        self.run_cost = run_cost if run_cost is not None else calibrate(runtime.predict)
         self.tokenizer = runtime.bundle.tokenizer
         self.labels = list(runtime.bundle.labels)
         self.batcher = MicroBatcher(
@@ -52,7 +55,23 @@ class Predictor:
         )
 
     def run_batch(self, sequences: list[list[int]]) -> np.ndarray:
-        """Pad to the batch's longest text (the model masks padding) and run the model."""
+        """Probabilities for a batch, in order. The batch runs as groups of similar lengths,
+        each padded only to its own longest text (see ``bucketing.py``)."""
+        if len(sequences) <= 2:
+            return self.run_padded(sequences)
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        lengths = [len(sequences[i]) for i in order]
+        groups = length_groups(lengths, self.run_cost)
+        if len(groups) == 1:
+            return self.run_padded(sequences)
+        out = np.empty((len(sequences), len(self.labels)), dtype=np.float32)
+        for start, end in groups:
+            rows = order[start:end]
+            out[rows] = self.run_padded([sequences[i] for i in rows])
+        return out
+
+    def run_padded(self, sequences: list[list[int]]) -> np.ndarray:
+        """One run, every row padded to the longest (the model masks padding)."""
         width = max(1, max(len(s) for s in sequences))
         return self.runtime.predict(self.tokenizer.pad(sequences, width))
 
