@@ -28,8 +28,8 @@ FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="textserve-export" \
       org.opencontainers.image.description="Trains and exports a textserve model bundle" \
       org.opencontainers.image.licenses="MIT"
-RUN groupadd --system --gid 10001 textserve \
- && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+RUN groupadd --gid 10001 textserve \
+ && useradd --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin textserve \
  && mkdir -p /app/models/sentiment \
  && chown -R 10001:10001 /app/models
