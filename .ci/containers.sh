@@ -180,7 +180,7 @@ if [ -S "$W/docker.sock" ] && DOCKER_HOST=unix://$W/docker.sock $D info >/dev/nu
   trap - EXIT; exit 1
 fi
 umount_under "$W"; rm -rf "$W"; mkdir -p "$W/dockercfg/cli-plugins"
-if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ] || ! command -v debootstrap >/dev/null; then
+if ! command -v dockerd >/dev/null || [ ! -x /usr/bin/docker ] || ! command -v debootstrap >/dev/null; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends docker.io debootstrap >"$W/apt.log" 2>&1 ||
     { tail -20 "$W/apt.log"; fail "apt-get install docker.io debootstrap"; }
@@ -259,7 +259,9 @@ step "dockerd + base image (debootstrap)"
 if [ -n "$deboot_pid" ]; then
   wait "$deboot_pid" || { tail -20 "$W/debootstrap.log"; fail "debootstrap"; }
 fi
-/usr/sbin/dockerd --data-root "$W/data" --exec-root "$W/exec" --pidfile "$W/dockerd.pid" \
+# Own containerd namespaces too, in case the machine runs a system containerd that dockerd would use.
+"$(command -v dockerd)" --data-root "$W/data" --exec-root "$W/exec" --pidfile "$W/dockerd.pid" \
+  --containerd-namespace textserve-ci --containerd-plugins-namespace textserve-ci-plugins \
   --iptables=false --ip-forward=false --bridge=none -H "$DOCKER_HOST" >"$W/dockerd.log" 2>&1 &
 dpid=$!
 for _ in $(seq 1 120); do $D info >/dev/null 2>&1 && break; kill -0 "$dpid" 2>/dev/null || break; sleep 0.5; done
