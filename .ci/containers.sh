@@ -9,7 +9,8 @@
 # docker.io, starts its own dockerd (own data root, socket and pidfile; no iptables, no default
 # bridge), and makes the base image with debootstrap. Everything it starts is stopped by PID on
 # exit, failure included. Environment knobs:
-#   CONTAINERS_WORK      daemon state, sockets, logs (default /tmp/textserve-containers; removed)
+#   CONTAINERS_WORK      daemon state, sockets, logs (default /tmp/textserve-containers; removed
+#                        at the end unless CONTAINERS_KEEP_WORK=1, e.g. to read the build logs)
 #   CONTAINERS_CACHE     base tarball and tool venvs, kept between runs (default /var/cache/textserve-ci)
 #   CONTAINERS_EXPORT=0  skip building the TensorFlow export image and the quick retrain through the
 #                        compose profile (about 3 of the stage's 4-7 minutes); on by default
@@ -80,7 +81,7 @@ cleanup() {
   step ""
   if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
     dc down -v --remove-orphans >/dev/null 2>&1
-    $D rm -f textserve-smoke textserve-badmodel >/dev/null 2>&1
+    $D rm -f textserve-smoke >/dev/null 2>&1
     kill -TERM "$dpid"
     for _ in $(seq 1 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$dpid" 2>/dev/null && kill -KILL "$dpid"
