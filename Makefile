@@ -40,6 +40,10 @@ bench: $(VENV)/.serve
 export: $(VENV)/.all
 	$(BIN)/python -m model_export $(ARGS)
 
+# The container stage CI runs (needs root; installs docker.io, debootstrap and the linters).
+containers:
+	bash .ci/containers.sh
+
 lint: $(VENV)/.all
 	$(BIN)/ruff check service model_export tests bench
 	$(BIN)/mypy
