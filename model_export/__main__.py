@@ -7,13 +7,14 @@ import sys
 from model_export.data import DataError
 from model_export.options import parse_args, read_corpus
 from model_export.parity import ParityError
-from model_export.writer import BundleExistsError
+from model_export.writer import BundleExistsError, check_writable
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     try:
         corpus = read_corpus(options)
+        check_writable(options.output_dir / options.name)
         # TensorFlow is imported only once the data is known to be usable.
         from model_export.pipeline import run
 

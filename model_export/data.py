@@ -208,7 +208,9 @@ def load_corpus(
     """Read (the default corpus when ``path`` is None), optionally subsample, de-duplicate."""
     if path is None:
         corpus = read_csv(default_corpus_path(), "text", "sentiment")
-        corpus = Corpus(corpus.texts, corpus.labels, {**DEFAULT_CORPUS_INFO, **corpus.info})
+        # The file's place inside the distribution, not this machine's site-packages path.
+        info = {**DEFAULT_CORPUS_INFO, **corpus.info, "path": DEFAULT_CORPUS_FILE}
+        corpus = Corpus(corpus.texts, corpus.labels, info)
     else:
         corpus = read_csv(path, text_column, label_column)
         corpus = Corpus(corpus.texts, corpus.labels, {"name": path.name, **corpus.info})

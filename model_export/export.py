@@ -15,17 +15,12 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from model_export.lstm_masking import mask_with_sequence_lengths
+from model_export.lstm_masking import METHOD, mask_with_sequence_lengths
 from model_export.model import INPUT_NAME, OUTPUT_NAME
 from model_export.options import DEFAULT_OPSET
 
 BATCH_DIM = "batch"
 SEQUENCE_DIM = "sequence"
-METHOD = (
-    "tf2onnx.convert.from_keras of the unmasked twin (fused LSTM operators), masking restored"
-    " with LSTM sequence_lens computed from the ids; checked against Keras and against"
-    " tf2onnx's Loop conversion of the masked model"
-)
 
 
 def convert(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:

@@ -21,6 +21,11 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
+METHOD = (
+    "tf2onnx.convert.from_keras of the unmasked twin (fused LSTM operators), masking restored"
+    " with LSTM sequence_lens computed from the ids; checked against Keras and against"
+    " tf2onnx's Loop conversion of the masked model"
+)
 LENGTHS = "textserve_sequence_lens"
 FINAL_STATE = "textserve_final_state"
 _ZERO = "textserve_zero_i32"

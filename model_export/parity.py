@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model_export.export import METHOD
+from model_export.lstm_masking import METHOD
 from service.bundle import load_bundle
 from service.runtime import ModelRuntime
 

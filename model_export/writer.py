@@ -20,7 +20,18 @@ from service.bundle import MANIFEST, file_entries
 
 
 class BundleExistsError(Exception):
-    """Refuse to overwrite a published version: versions are immutable."""
+    """The bundle cannot be published: the version exists (versions are immutable) or the
+    directory is not writable."""
+
+
+def check_writable(model_root: Path) -> None:
+    """Fail now, not after minutes of training, if the bundle could not be written."""
+    try:
+        model_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=model_root):
+            pass
+    except OSError as exc:
+        raise BundleExistsError(f"cannot write bundles under {model_root}: {exc.strerror or exc}") from exc
 
 
 def next_version(model_root: Path) -> int:

@@ -53,3 +53,13 @@ def test_tokenizer_uses_only_stdlib_and_numpy() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
     assert roots - {"numpy"} <= set(sys.stdlib_module_names)
+
+
+def test_the_export_cli_reads_and_checks_data_before_loading_tensorflow() -> None:
+    """Bad data must be refused fast: the CLI module and what it imports first are TF-free."""
+    code = (
+        "import sys, model_export.__main__\n"
+        "print(','.join(sorted(n for n in sys.modules if n.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == ""

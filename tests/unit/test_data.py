@@ -27,7 +27,7 @@ def write(tmp_path: Path, content: bytes, name: str = "data.csv") -> Path:
 def balanced_csv(n_per_class: int = 20) -> bytes:
     rows = ["text,label"]
     for label in ("pos", "neg"):
-        rows += [f"{label} sample number {i},{label}" for i in range(n_per_class)]
+        rows += [f"{label} sample w{i}x,{label}" for i in range(n_per_class)]  # distinct after tokenizing
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -125,3 +125,13 @@ def test_missing_data_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_unreadable_input_raises_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot read"):
         read_csv(tmp_path, "text", "label")
+
+
+def test_an_unwritable_output_dir_fails_before_training(tmp_path: Path) -> None:
+    data = write(tmp_path, balanced_csv())
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the models directory should be")
+    result = run_cli("--data", str(data), "--output-dir", str(blocker), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot write bundles under" in result.stderr
+    assert "Traceback" not in result.stderr
