@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.checks import JSON, check_api_key, check_json_content_type, check_ready, parse_texts, read_body
+from service.clock import RequestClock
 from service.errors import Unavailable
 from service.inference import run_inference
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -35,9 +36,11 @@ async def predict(request: Request) -> Response:
     check_api_key(svc, request)
     check_ready(svc)
     check_json_content_type(request)
-    body = await read_body(request, svc.settings.max_body_bytes, svc.settings.request_timeout_s)
-    texts = parse_texts(svc.request_model, body)
-    predictions = await run_inference(svc, request.scope, request.receive, texts)
+    async with RequestClock(request.receive, svc.settings.request_timeout_s, svc.metrics) as clock:
+        body = await read_body(request, svc.settings.max_body_bytes)
+        clock.body_read()
+        texts = parse_texts(svc.request_model, body)
+        predictions = await run_inference(svc, request.scope, texts)
     return json_response({"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]})
 
 

@@ -46,9 +46,8 @@ class BatcherClosedError(BatcherError):
 
 
 class BatchObserver(Protocol):
-    """Hook for metrics; every method is called on the event loop."""
-
-    def queue_depth(self, items: int) -> None: ...
+    """Hook for metrics; every method is called on the event loop, once per batch. (The
+    queue depth is read from ``queued_items`` when wanted, not pushed per request.)"""
 
     def batch_started(self, size: int, queue_waits: Sequence[float]) -> None: ...
 
@@ -56,9 +55,6 @@ class BatchObserver(Protocol):
 
 
 class _NullObserver:
-    def queue_depth(self, items: int) -> None:
-        pass
-
     def batch_started(self, size: int, queue_waits: Sequence[float]) -> None:
         pass
 
@@ -95,6 +91,7 @@ class MicroBatcher:
         self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
         self._arrivals = 0  # jobs enqueued since the current batch started
+        self._wake_at = 1  # queued texts at which submit() wakes the worker
         self._busy = False
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
@@ -143,8 +140,8 @@ class MicroBatcher:
         self._queue.extend(jobs)
         self._queued_items += len(items)
         self._arrivals += len(jobs)
-        self._observer.queue_depth(self._queued_items)
-        wakeup.set()
+        if self._queued_items >= self._wake_at:
+            wakeup.set()
         try:
             if len(jobs) == 1:
                 return list(await jobs[0].future)
@@ -154,7 +151,6 @@ class MicroBatcher:
                 self._withdraw(job)  # the worker skips it; its slots are free now
                 if job.future.done() and not job.future.cancelled():
                     job.future.exception()  # a sibling's failure is already being raised
-            self._observer.queue_depth(self._queued_items)
             raise
         return [row for part in parts for row in part]
 
@@ -214,19 +210,19 @@ class MicroBatcher:
             return batch
         # Under load: let the batch fill until its oldest job has waited max_delay. A
         # non-empty queue here means its head does not fit: the batch is as full as it gets.
-        loop = asyncio.get_running_loop()
-        deadline = batch[0].enqueued_at + self.max_delay
-        while size < self.max_batch_size and not self._queue:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        remaining = batch[0].enqueued_at + self.max_delay - time.monotonic()
+        if remaining > 0 and size < self.max_batch_size and not self._queue:
+            # One sleep, cut short only once enough texts are queued to fill the batch:
+            # submit() does not wake the worker for each arrival in between.
+            self._wake_at = self.max_batch_size - size
             wakeup.clear()
-            timer = loop.call_later(remaining, wakeup.set)
+            timer = asyncio.get_running_loop().call_later(remaining, wakeup.set)
             try:
                 await wakeup.wait()
             finally:
                 timer.cancel()
-            size = self._take_ready(batch, size)
+                self._wake_at = 1
+            self._take_ready(batch, size)
         return batch
 
     async def _work(self) -> None:
@@ -244,7 +240,6 @@ class MicroBatcher:
             under_load = self._arrivals > 0
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Job[Any]]) -> None:
-        self._observer.queue_depth(self._queued_items)
         live = [job for job in batch if not job.future.done()]
         if not live:
             return

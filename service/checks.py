@@ -8,7 +8,6 @@ wrappers at the bottom are for the FastAPI routes.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +20,6 @@ from service.errors import (
     ClientClosedRequest,
     InvalidInput,
     PayloadTooLarge,
-    RequestTimeout,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -67,27 +65,21 @@ def verify_json_content_type(content_type: str | None) -> None:
         )
 
 
-async def read_limited(
-    chunks: AsyncIterator[bytes], declared_length: str | None, limit: int, timeout: float | None = None
-) -> bytes:
+async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes (from
-    ``Content-Length`` before reading anything, else while streaming), and (408) if it has
-    not all arrived within ``timeout`` seconds: uvicorn has no body-read timeout, so a
-    client trickling a body (or never finishing a chunked one) would hold a connection and
-    a task forever. A client that hangs up mid-body is a 499, not a server error."""
+    ``Content-Length`` before reading anything, else while streaming). A client that hangs
+    up mid-body is a 499, not a server error. uvicorn has no body-read timeout: callers read
+    within their ``RequestClock``, so a trickled or never-finished body ends in a 408."""
     if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     parts = []
     size = 0
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-                parts.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            parts.append(chunk)
     except ClientDisconnect:
         raise ClientClosedRequest("the client closed the connection before sending the whole body") from None
     return b"".join(parts)
@@ -123,5 +115,5 @@ def check_json_content_type(request: Request) -> None:
     verify_json_content_type(request.headers.get("content-type"))
 
 
-async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
-    return await read_limited(request.stream(), request.headers.get("content-length"), limit, timeout)
+async def read_body(request: Request, limit: int) -> bytes:
+    return await read_limited(request.stream(), request.headers.get("content-length"), limit)

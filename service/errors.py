@@ -183,6 +183,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = {404: "no such route", 405: "method not allowed for this route"}.get(status, phrase.lower())
         return json_error(status, code, message, headers=exc.headers, request_id=request_id_of(request))
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after answering; RequestMiddleware logs it with the request id.
+        return json_error(500, "internal_error", "internal server error", request_id=request_id_of(request))
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
 from typing import Any, BinaryIO
 
 import orjson
@@ -14,8 +15,18 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 
+_second: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    """The time as ISO 8601 with milliseconds, like the other log lines; the formatted
+    second is cached, since under load many lines share it."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0] = second
+        _second[1] = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{int((now - second) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):

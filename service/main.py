@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import __version__, api, v2
 from service.bundle import load_bundle
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         )
         predictor.batcher.start()
         svc.attach(predictor)
+        batcher, lifecycle = predictor.batcher, svc.lifecycle
+        svc.metrics.track(lambda: batcher.queued_items, lambda: lifecycle.in_flight)
         manifest = loaded.bundle.manifest
         svc.metrics.set_model(manifest.name, manifest.version, manifest.files["model.onnx"].sha256, manifest.labels)
         svc.lifecycle.mark_ready()
@@ -68,7 +72,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             await predictor.batcher.stop()
             log.info("stopped")
 
-    app = FastAPI(
+    app = TextserveApp(
         title="textserve",
         version=__version__,
         summary="Text classification with an ONNX model: raw texts in, labels and scores out.",
@@ -79,10 +83,20 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     install_error_handlers(app)
     app.include_router(api.build_router(svc))
     app.include_router(v2.build_router())
-    if settings.fast_path:
-        app.add_middleware(PredictFastPath, svc=svc)
+    framework = functools.partial(FastAPI.__call__, app)
+    inner: ASGIApp = PredictFastPath(framework, svc) if settings.fast_path else framework
     logs_requests = settings.access_log and settings.log_level in ("debug", "info")
-    # Added last, so outermost: it sees every request, the fast path's included.
-    app.add_middleware(RequestMiddleware, metrics=svc.metrics, access_log=AccessLog() if logs_requests else None)
+    app.entry = RequestMiddleware(inner, metrics=svc.metrics, access_log=AccessLog() if logs_requests else None)
     return app
+
+
+class TextserveApp(FastAPI):
+    """FastAPI, entered through ``entry``: request bookkeeping (id, metrics, access log) and
+    the lean POST /predict run before the framework's own middleware stack, which on one
+    core costs a fifth of a /predict request's CPU; every other route goes on to it."""
+
+    entry: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
 

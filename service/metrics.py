@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -66,20 +66,24 @@ class Metrics:
         self.in_flight = Gauge(
             "textserve_requests_in_flight", "Inference requests accepted and not yet answered.", registry=r,
         )
+        self.predictions_by_label: dict[str, Counter] = {}
         self.ready = Gauge("textserve_ready", "1 when the model is loaded and not draining.", registry=r)
 
     def set_model(self, name: str, version: int, onnx_sha256: str, labels: Sequence[str]) -> None:
         self.model_info.labels(name, str(version), onnx_sha256).set(1)
-        for label in labels:  # so every label's series exists from the start
-            self.predictions.labels(label)
+        # Every label's series exists from the start; the children are kept, since labels()
+        # per prediction costs a lock and a lookup on the hot path.
+        self.predictions_by_label = {label: self.predictions.labels(label) for label in labels}
+
+    def track(self, queued_items: Callable[[], float], in_flight: Callable[[], float]) -> None:
+        """Gauges read from the live state when scraped, instead of being set per request."""
+        self.queue_depth_gauge.set_function(queued_items)
+        self.in_flight.set_function(in_flight)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
     # -- BatchObserver ---------------------------------------------------------------------
-
-    def queue_depth(self, items: int) -> None:
-        self.queue_depth_gauge.set(items)
 
     def batch_started(self, size: int, queue_waits: Sequence[float]) -> None:
         self.batch_size.observe(size)

@@ -3,10 +3,11 @@ request id, one JSON access-log line, request metrics, and the last-resort 500."
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -28,6 +29,10 @@ PROBE_ROUTES = frozenset({
     "/v2/models/{model_name}/ready", "/v2/models/{model_name}/versions/{model_version}/ready",
 })
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+# Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID's, at a
+# fraction of uuid4's cost (no urandom call per request).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
 # nginx's code for "the client closed the connection before the response": never sent.
 CLIENT_CLOSED = 499
 
@@ -53,7 +58,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         scope[REQUEST_ID_KEY] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         status = 500

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.checks import check_ready, parse_texts, read_limited, verify_api_key, verify_json_content_type
+from service.clock import RequestClock
 from service.errors import ServiceError, error_body
 from service.inference import run_inference
 from service.middleware import REQUEST_ID_KEY, ROUTE_KEY
@@ -71,13 +72,13 @@ class PredictFastPath:
             verify_api_key(svc.api_key, headers.get("authorization"))
             check_ready(svc)
             verify_json_content_type(headers.get("content-type"))
-            settings = svc.settings
-            body = await read_limited(
-                _body_chunks(receive), headers.get("content-length"), settings.max_body_bytes,
-                settings.request_timeout_s,
-            )
-            texts = parse_texts(svc.request_model, body)
-            predictions = await run_inference(svc, scope, receive, texts)
+            async with RequestClock(receive, svc.settings.request_timeout_s, svc.metrics) as clock:
+                body = await read_limited(
+                    _body_chunks(receive), headers.get("content-length"), svc.settings.max_body_bytes
+                )
+                clock.body_read()
+                texts = parse_texts(svc.request_model, body)
+                predictions = await run_inference(svc, scope, texts)
         except ServiceError as exc:
             payload = error_body(exc.status, exc.code, exc.message, exc.details, scope.get(REQUEST_ID_KEY))
             await _respond(send, exc.status, payload, exc.headers)

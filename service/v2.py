@@ -20,6 +20,7 @@ from starlette.responses import Response
 from service import __version__
 from service.api import json_response, services
 from service.checks import check_api_key, check_ready, read_body
+from service.clock import RequestClock
 from service.errors import BadRequest, NotFound, Unavailable, UnsupportedMediaType
 from service.inference import run_inference
 from service.schemas import EXAMPLE_TEXTS, ErrorResponse
@@ -98,15 +99,17 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
-    body = await read_body(request, settings.max_body_bytes, settings.request_timeout_s)
     labels = svc.predictor.labels
-    try:
-        parsed = parse_infer_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
-        texts = texts_of(parsed, max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
-        plans = plan_outputs(parsed, len(labels))
-    except TensorError as exc:
-        raise BadRequest(str(exc)) from None
-    predictions = await run_inference(svc, request.scope, request.receive, texts)
+    async with RequestClock(request.receive, settings.request_timeout_s, svc.metrics) as clock:
+        body = await read_body(request, settings.max_body_bytes)
+        clock.body_read()
+        try:
+            parsed = parse_infer_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
+            texts = texts_of(parsed, max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
+            plans = plan_outputs(parsed, len(labels))
+        except TensorError as exc:
+            raise BadRequest(str(exc)) from None
+        predictions = await run_inference(svc, request.scope, texts)
     content, header_length = encode_infer_response(
         name, served, parsed.id, build_outputs(plans, predictions, labels)
     )

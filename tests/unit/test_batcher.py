@@ -36,11 +36,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sizes: list[int] = []
         self.waits: list[float] = []
-        self.depths: list[int] = []
         self.failures = 0
-
-    def queue_depth(self, items: int) -> None:
-        self.depths.append(items)
 
     def batch_started(self, size: int, queue_waits: Sequence[float]) -> None:
         self.sizes.append(size)
@@ -286,14 +282,13 @@ async def test_stop_drains_accepted_work_then_refuses_new_work() -> None:
         await batcher.submit([1])
 
 
-async def test_observer_sees_sizes_waits_and_depth() -> None:
+async def test_observer_sees_sizes_and_waits() -> None:
     model = FakeModel()
     recorder = Recorder()
     batcher = make(model, observer=recorder)
     await run_with(batcher, batcher.submit([1, 2, 3]))
     assert recorder.sizes == [3]
     assert len(recorder.waits) == 1 and recorder.waits[0] >= 0
-    assert recorder.depths[0] == 3 and recorder.depths[-1] == 0
 
 
 @pytest.mark.parametrize("kwargs", [{"max_batch_size": 0}, {"max_queue_size": 0}, {"max_delay": -1}])
