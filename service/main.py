@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     or the server); pass ``runtime`` to serve a model that is already loaded."""
     settings = settings or Settings()
     svc = Services(settings)
+    logs_requests = settings.access_log and settings.log_level in ("debug", "info")
+    access_log = AccessLog() if logs_requests else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             svc.lifecycle.begin_drain()
             await svc.lifecycle.wait_idle(settings.shutdown_grace_s)
             await predictor.batcher.stop()
+            if access_log is not None:
+                access_log.flush()
             log.info("stopped")
 
     app = TextserveApp(
@@ -85,8 +89,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(v2.build_router())
     framework = functools.partial(FastAPI.__call__, app)
     inner: ASGIApp = PredictFastPath(framework, svc) if settings.fast_path else framework
-    logs_requests = settings.access_log and settings.log_level in ("debug", "info")
-    app.entry = RequestMiddleware(inner, metrics=svc.metrics, access_log=AccessLog() if logs_requests else None)
+    app.entry = RequestMiddleware(inner, metrics=svc.metrics, access_log=access_log)
     return app
 
 

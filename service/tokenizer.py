@@ -74,16 +74,19 @@ def tokenize(text: str) -> list[str]:
         text = _URL_START.sub(r" \g<0>", text)
     tokens: list[str] = []
     append = tokens.append
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "word" or kind == "mention":
-            append(match.group())
-        elif kind == "url":
+    # findall's group tuples are cheaper than match objects; every alternative matches a
+    # non-empty string, so exactly one field of each tuple is set.
+    for url, mention, num, word, other in _TOKEN.findall(text):
+        if word:
+            append(word)
+        elif mention:
+            append(mention)
+        elif url:
             append(URL_TOKEN)
-        elif kind == "num":
+        elif num:
             append(NUM_TOKEN)
-        elif _is_symbol_token(match.group()):
-            append(match.group())
+        elif _is_symbol_token(other):
+            append(other)
     return tokens
 
 
