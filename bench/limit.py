@@ -23,8 +23,9 @@ from service.runtime import ModelRuntime, RuntimeOptions
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float) -> dict[str, float]:
-    """Texts/s for batches of ``batch`` consecutive texts, rotating through ``texts``."""
+def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float, repeats: int = 3) -> dict[str, float]:
+    """Texts/s for batches of ``batch`` consecutive texts, rotating through ``texts``: the
+    best of ``repeats`` timed runs (this is an upper bound, and the machine is noisy)."""
     offset = 0
 
     def one() -> None:
@@ -39,17 +40,21 @@ def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float) 
 
     for _ in range(3):
         one()
-    runs = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while True:
-        one()
-        runs += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    elapsed = now - started
-    return {"texts_per_s": runs * batch / elapsed, "ms_per_run": 1000 * elapsed / runs}
+    best: dict[str, float] = {"texts_per_s": 0.0, "ms_per_run": 0.0}
+    for _ in range(repeats):
+        runs = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        while True:
+            one()
+            runs += 1
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        elapsed = now - started
+        if runs * batch / elapsed > best["texts_per_s"]:
+            best = {"texts_per_s": runs * batch / elapsed, "ms_per_run": 1000 * elapsed / runs}
+    return best
 
 
 def run(model: Path, threads: list[int], seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
@@ -93,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("models/sentiment"))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
-    parser.add_argument("--seconds", type=float, default=1.5, help="per cell")
+    parser.add_argument("--seconds", type=float, default=1.0, help="per timed run (best of 3 per cell)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     result = run(args.model, args.threads, args.seconds)

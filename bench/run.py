@@ -163,7 +163,7 @@ def main() -> None:
     limit_proc = subprocess.run(
         ["taskset", "-c", args.server_cpu, sys.executable, "-c",
          "import json,sys; from pathlib import Path; from bench.limit import run; "
-         f"print(json.dumps(run(Path({args.model!r}), [1], 1.5)))"],
+         f"print(json.dumps(run(Path({args.model!r}), [1], 1.0)))"],
         cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
     )
     limit = json.loads(limit_proc.stdout)

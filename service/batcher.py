@@ -123,10 +123,11 @@ class MicroBatcher:
         if self._queued_items + n_items > self.max_queue_size:
             raise QueueFullError(f"queue holds {self._queued_items} of {self.max_queue_size} items")
 
-    async def submit(self, items: Sequence[Item]) -> list[Any]:
-        """Results for ``items``, in order. Raises QueueFullError / BatcherClosedError at once,
-        or the batch's own exception if the model failed. Cancelling the caller (e.g. a
-        timeout) withdraws its jobs that have not started."""
+    async def submit(self, items: Sequence[Item]) -> Sequence[Any]:
+        """Results for ``items``, in order: the model's own slice when one run answered them
+        all, else a list of rows. Raises QueueFullError / BatcherClosedError at once, or the
+        batch's own exception if the model failed. Cancelling the caller (e.g. a timeout)
+        withdraws its jobs that have not started."""
         if not items:
             return []
         self.check_room(len(items))
@@ -144,7 +145,7 @@ class MicroBatcher:
             wakeup.set()
         try:
             if len(jobs) == 1:
-                return list(await jobs[0].future)
+                return await jobs[0].future
             parts = await asyncio.gather(*(job.future for job in jobs))
         except BaseException:
             for job in jobs:

@@ -79,14 +79,13 @@ class Predictor:
         ids_and_flags = [self.tokenizer.ids_and_truncated(t) for t in texts]
         return [ids for ids, _ in ids_and_flags], [flag for _, flag in ids_and_flags]
 
-    def to_predictions(self, probs: Sequence[np.ndarray], truncated: Sequence[bool]) -> list[Prediction]:
+    def to_predictions(self, probs: np.ndarray, truncated: Sequence[bool]) -> list[Prediction]:
         labels = self.labels
-        out = []
-        for row, cut in zip(probs, truncated, strict=True):
-            values = row.tolist()
-            best = max(range(len(values)), key=values.__getitem__)
-            out.append(Prediction(labels[best], dict(zip(labels, values, strict=True)), cut))
-        return out
+        best = probs.argmax(axis=1).tolist()  # one numpy call per request, not per row
+        return [
+            Prediction(labels[b], dict(zip(labels, row, strict=True)), cut)
+            for b, row, cut in zip(best, probs.tolist(), truncated, strict=True)
+        ]
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
         self.batcher.check_room(len(texts))  # shed before tokenizing, not after
@@ -94,5 +93,5 @@ class Predictor:
             ids, truncated = await asyncio.to_thread(self.encode, texts)
         else:
             ids, truncated = self.encode(texts)
-        probs = await self.batcher.submit(ids)
+        probs = np.asarray(await self.batcher.submit(ids))  # rows stacked only if split
         return self.to_predictions(probs, truncated)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("TEXTSERVE_PORT", "PORT"))
     """TCP port (``PORT`` is also read)."""
 
-    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_batch_size: int = Field(256, ge=1, le=4096)
     """Most texts in one onnxruntime run; larger requests are split across runs."""
 
     max_batch_delay_ms: float = Field(2.0, ge=0, le=1000)
