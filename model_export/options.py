@@ -35,6 +35,7 @@ class ExportOptions:
     patience: int = 2
     class_weighting: ClassWeighting = "none"
     opset: int = DEFAULT_OPSET
+    quantize: bool = True
     verbose: int = 2
 
 
@@ -59,6 +60,7 @@ _HELP = {
     "patience": "epochs without validation-loss improvement before stopping",
     "class_weighting": "'balanced' weighs each class by its inverse frequency",
     "opset": "ONNX opset for tf2onnx",
+    "quantize": "also ship an int8 variant if its test accuracy is at most 0.5 point lower",
     "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
 }
 
@@ -91,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
             kind = int
         else:
             kind = str
+        help_text = f"{_HELP[f.name]} (default: %(default)s)"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
         choices = ["none", "balanced"] if f.name == "class_weighting" else None
-        parser.add_argument(
-            flag, type=kind, default=default, choices=choices, help=f"{_HELP[f.name]} (default: %(default)s)"
-        )
+        parser.add_argument(flag, type=kind, default=default, choices=choices, help=help_text)
     return parser
 
 

@@ -27,6 +27,7 @@ from model_export.export import BATCH_DIM, SEQUENCE_DIM, export_onnx, export_ref
 from model_export.model import INPUT_NAME, OUTPUT_NAME, ModelConfig, build_model, unmasked_twin
 from model_export.options import ExportOptions, read_corpus
 from model_export.parity import check_parity
+from model_export.quantize import int8_variant
 from model_export.train import TrainConfig, evaluate, fit
 from model_export.writer import next_version, publish, staging_directory, write_manifest
 from service.bundle import LABELS_FILE, MODEL_FILE, SCHEMA_VERSION, TOKENIZER_FILE, load_bundle
@@ -146,6 +147,20 @@ def run(options: ExportOptions, corpus: Corpus | None = None) -> Path:
         parity = check_parity(stage, splits.test.texts, keras_probs, reference)
         shutil.rmtree(reference.parent, ignore_errors=True)
         manifest["parity"] = parity.to_dict()
+        manifest["variants"] = {}
+        if options.quantize:
+            _say("quantizing to int8 and scoring it on the test split")
+            entry, measured = int8_variant(
+                stage, MODEL_FILE, tokenizer.encode(splits.test.texts), y["test"], keras_probs,
+                metrics["test"], labels,
+            )
+            manifest["training"]["int8"] = measured
+            if entry is not None:
+                manifest["variants"]["int8"] = entry
+            _say(
+                f"int8: accuracy {measured['accuracy']:.4f} (drop {measured['accuracy_drop']:+.4f}),"
+                f" {'shipped' if entry else 'not shipped'}"
+            )
         summary = {**manifest, "history": result.history}
         report_mod.write_report(stage / "report", summary, labels)
         write_manifest(stage, manifest)

@@ -73,6 +73,17 @@ def summary_table(metrics: dict[str, Any], labels: list[str], baseline: dict[str
     return "\n".join(lines)
 
 
+def _int8_line(int8: dict[str, Any] | None) -> str:
+    if int8 is None:
+        return ""
+    verdict = "shipped as model.int8.onnx" if int8["shipped"] else f"not shipped ({int8['reason']})"
+    return (
+        f"\nint8 variant: test accuracy {int8['accuracy']:.4f} (drop {int8['accuracy_drop']:+.4f}),"
+        f" macro-F1 {int8['macro_f1']:.4f}, argmax agreement with fp32"
+        f" {int8['argmax_agreement_vs_fp32']:.4f}; {verdict}."
+    )
+
+
 def write_report(directory: Path, summary: dict[str, Any], labels: list[str]) -> None:
     """``summary`` holds metrics, history, training and parity figures (see the CLI)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,6 +107,7 @@ def write_report(directory: Path, summary: dict[str, Any], labels: list[str]) ->
         f"ONNX parity on {parity['rows']} test rows: max |diff| {parity['max_abs_diff']:.2e},"
         f" bucketed {parity['bucketed_max_abs_diff']:.2e}, argmax mismatches"
         f" {parity['argmax_mismatches']}.",
+        _int8_line(training.get("int8")),
         "",
         "![curves](curves.png) ![confusion matrix](confusion_matrix.png)",
         "",

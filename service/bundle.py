@@ -25,6 +25,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+DEFAULT_VARIANT = "fp32"  # model.onnx itself, the graph checked against Keras
 _CHUNK = 1 << 20
 
 
@@ -48,6 +49,17 @@ class FileEntry(BaseModel):
     bytes: int = Field(ge=0)
 
 
+class Variant(BaseModel):
+    """Another graph of the same model (e.g. int8), served only when asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    description: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    agreement: dict[str, Any] = Field(default_factory=dict)
+
+
 class Manifest(BaseModel):
     """``manifest.json``. Fields beyond these (metrics, dataset, ...) are informative."""
 
@@ -67,6 +79,7 @@ class Manifest(BaseModel):
     libraries: dict[str, Any] = Field(default_factory=dict)
     parity: dict[str, Any] | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, Variant] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -81,6 +94,9 @@ class Manifest(BaseModel):
             raise ValueError(
                 f"output shape {self.output.shape} does not match {len(self.labels)} labels"
             )
+        unlisted = [v.file for v in self.variants.values() if v.file not in self.files]
+        if unlisted or DEFAULT_VARIANT in self.variants:
+            raise ValueError(f"variants name files the manifest does not list ({unlisted}) or '{DEFAULT_VARIANT}'")
         return self
 
     def public(self) -> dict[str, Any]:
@@ -99,6 +115,9 @@ class Manifest(BaseModel):
                 if k in self.dataset
             },
             "onnx_sha256": self.files[MODEL_FILE].sha256,
+            "variants": {
+                name: {"description": v.description, "metrics": v.metrics} for name, v in self.variants.items()
+            },
         }
 
 
@@ -111,6 +130,15 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    def variant_file(self, variant: str) -> str:
+        """The graph file of ``variant`` ("fp32" is model.onnx); BundleError if absent."""
+        if variant == DEFAULT_VARIANT:
+            return MODEL_FILE
+        if variant not in self.manifest.variants:
+            offered = [DEFAULT_VARIANT, *self.manifest.variants]
+            raise BundleError(f"bundle {self.path} has no '{variant}' variant (it has {offered})")
+        return self.manifest.variants[variant].file
 
     @property
     def labels(self) -> list[str]:

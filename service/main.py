@@ -34,6 +34,7 @@ def load_runtime(settings: Settings) -> ModelRuntime:
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
             optimization=settings.graph_optimization,
+            variant=settings.precision,
         ),
     )
     runtime.warm_up()
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         batcher, lifecycle = predictor.batcher, svc.lifecycle
         svc.metrics.track(lambda: batcher.queued_items, lambda: lifecycle.in_flight)
         manifest = loaded.bundle.manifest
-        svc.metrics.set_model(manifest.name, manifest.version, manifest.files["model.onnx"].sha256, manifest.labels)
+        served = manifest.files[loaded.model_file].sha256
+        svc.metrics.set_model(manifest.name, manifest.version, served, manifest.labels)
         svc.lifecycle.mark_ready()
         log.info("ready", extra={"model": manifest.name, "version": manifest.version, "path": str(loaded.bundle.path)})
         try:

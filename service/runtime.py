@@ -29,6 +29,7 @@ class RuntimeOptions:
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     optimization: OptimizationLevel = "all"
+    variant: str = "fp32"
 
 
 def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
@@ -50,14 +51,15 @@ class ModelRuntime:
     def __init__(self, bundle: Bundle, options: RuntimeOptions | None = None) -> None:
         self.bundle = bundle
         self.options = options or RuntimeOptions()
+        self.model_file = bundle.variant_file(self.options.variant)
         try:
             self.session = ort.InferenceSession(
-                str(bundle.model_path),
+                str(bundle.path / self.model_file),
                 _session_options(self.options),
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
-            raise BundleError(f"bundle {bundle.path}: onnxruntime cannot load model.onnx: {exc}") from exc
+            raise BundleError(f"bundle {bundle.path}: onnxruntime cannot load {self.model_file}: {exc}") from exc
         self._check_signature()
         self.input_name = bundle.manifest.input.name
         self.output_name = bundle.manifest.output.name
@@ -66,7 +68,7 @@ class ModelRuntime:
         manifest = self.bundle.manifest
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
-        where = f"bundle {self.bundle.path}: model.onnx"
+        where = f"bundle {self.bundle.path}: {self.model_file}"
         if len(inputs) != 1:
             raise BundleError(f"{where} has {len(inputs)} inputs, expected 1")
         got_in = inputs[0]

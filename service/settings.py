@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     graph_optimization: OptimizationLevel = "all"
     """onnxruntime graph optimization level: disable, basic, extended or all."""
 
+    precision: Literal["fp32", "int8"] = "fp32"
+    """Which graph of the bundle to serve: fp32 (model.onnx, checked against Keras) or the
+    int8 variant (dynamic quantization, faster; its test metrics are in the manifest)."""
+
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     """After SIGTERM, how long accepted requests have to finish before the process exits."""
 

@@ -69,3 +69,13 @@ def test_the_lstm_is_not_worse_than_the_linear_baseline(shipped_bundle_dir: Path
     metrics = load_bundle(shipped_bundle_dir).manifest.metrics
     assert metrics["test"]["accuracy"] >= metrics["baseline"]["accuracy"]
     assert metrics["test"]["macro_f1"] >= metrics["baseline"]["macro_f1"]
+
+
+def test_the_int8_variant_is_no_more_than_half_a_point_less_accurate(shipped_bundle_dir: Path) -> None:
+    manifest = load_bundle(shipped_bundle_dir).manifest
+    int8 = manifest.variants["int8"]
+    assert int8.file == "model.int8.onnx" and int8.file in manifest.files
+    drop = manifest.metrics["test"]["accuracy"] - int8.metrics["test"]["accuracy"]
+    assert drop <= 0.005
+    assert int8.agreement["argmax_agreement_vs_fp32"] >= 0.98
+    assert int8.agreement["rows"] == manifest.metrics["test"]["rows"]
