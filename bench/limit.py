@@ -57,12 +57,16 @@ def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float, 
     return best
 
 
-def run(model: Path, threads: list[int], seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
+def run(
+    model: Path, threads: list[int], seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    precision: str = "fp32",
+) -> dict[str, Any]:
     texts = load_texts()
     bundle = load_bundle(model)
     rows = []
     for n_threads in threads:
-        runtime = ModelRuntime(bundle, RuntimeOptions(intra_op_threads=n_threads, inter_op_threads=1))
+        options = RuntimeOptions(intra_op_threads=n_threads, inter_op_threads=1, variant=precision)
+        runtime = ModelRuntime(bundle, options)
         predictor = Predictor(runtime, max_batch_size=max(batch_sizes), max_delay=0, max_queue_size=max(batch_sizes))
         for batch in batch_sizes:
             rows.append({"threads": n_threads, "batch": batch, **measure(predictor, texts, batch, seconds)})
@@ -71,6 +75,7 @@ def run(model: Path, threads: list[int], seconds: float, batch_sizes: tuple[int,
     }
     return {
         "model": str(bundle.path),
+        "precision": precision,
         "rows": rows,
         "limit": {str(n): {"batch": b["batch"], "texts_per_s": b["texts_per_s"]} for n, b in best.items()},
         "batch1_ms": {
@@ -99,9 +104,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/sentiment"))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--seconds", type=float, default=1.0, help="per timed run (best of 3 per cell)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="which graph of the bundle")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
-    result = run(args.model, args.threads, args.seconds)
+    result = run(args.model, args.threads, args.seconds, precision=args.precision)
     print(table(result))
     for n, best in result["limit"].items():
         print(f"\nlimit ({n} thread(s)): {best['texts_per_s']:,.0f} texts/s at batch {best['batch']}")

@@ -158,12 +158,14 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = {"TEXTSERVE_MODEL_PATH": args.model, **dict(kv.split("=", 1) for kv in args.env)}
+    precision = env.get("TEXTSERVE_PRECISION", "fp32")  # the limit is measured on the graph served
 
-    print(f"limit: in-process tokenizer + onnxruntime, 1 thread, pinned to CPU {args.server_cpu} ...", flush=True)
+    print(f"limit: in-process tokenizer + onnxruntime ({precision}), 1 thread, pinned to CPU"
+          f" {args.server_cpu} ...", flush=True)
     limit_proc = subprocess.run(
         ["taskset", "-c", args.server_cpu, sys.executable, "-c",
          "import json,sys; from pathlib import Path; from bench.limit import run; "
-         f"print(json.dumps(run(Path({args.model!r}), [1], 1.0)))"],
+         f"print(json.dumps(run(Path({args.model!r}), [1], 1.0, precision={precision!r})))"],
         cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
     )
     limit = json.loads(limit_proc.stdout)
