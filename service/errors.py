@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from service.scope_keys import REQUEST_ID_KEY
+
 
 class ServiceError(Exception):
     status: int = 500
@@ -122,7 +124,7 @@ def json_error(
 
 
 def request_id_of(request: Request) -> str | None:
-    return request.scope.get("textserve.request_id")
+    return request.scope.get(REQUEST_ID_KEY)
 
 
 # A field name from the client is echoed (it names the typo) only if it looks like one.

@@ -10,12 +10,13 @@ from typing import Any
 from service.batcher import BatcherClosedError, QueueFullError
 from service.errors import Unavailable
 from service.predictor import Prediction
+from service.scope_keys import TEXTS_KEY
 from service.state import Services
 
 
 async def run_inference(svc: Services, scope: MutableMapping[str, Any], texts: list[str]) -> list[Prediction]:
     """Predictions for ``texts``, in order; raises the ServiceError a client should see."""
-    scope["textserve.texts"] = len(texts)  # for the access log
+    scope[TEXTS_KEY] = len(texts)
     svc.lifecycle.enter()
     try:
         predictions = await svc.predictor.predict(texts)

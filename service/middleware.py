@@ -17,12 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import error_body
 from service.logs import AccessLog
 from service.metrics import Metrics
+from service.scope_keys import REQUEST_ID_KEY, ROUTE_KEY, TEXTS_KEY
 
 error_log = logging.getLogger("textserve.error")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-REQUEST_ID_KEY = "textserve.request_id"
-ROUTE_KEY = "textserve.route"  # set by handlers that run outside the router
-TEXTS_KEY = "textserve.texts"
 # Probes are not traffic: no request metrics, and no access-log line unless they fail.
 PROBE_ROUTES = frozenset({
     "/health", "/health/live", "/metrics", "/v2/health/live", "/v2/health/ready",

@@ -20,7 +20,7 @@ from service.checks import check_ready, parse_texts, read_limited, verify_api_ke
 from service.clock import RequestClock
 from service.errors import ServiceError, error_body
 from service.inference import run_inference
-from service.middleware import REQUEST_ID_KEY, ROUTE_KEY
+from service.scope_keys import REQUEST_ID_KEY, ROUTE_KEY
 from service.state import Services
 
 PATH = "/predict"
