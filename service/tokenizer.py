@@ -50,13 +50,23 @@ FORMAT_VERSION = 1
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _URL_START = re.compile(r"https?://")
 # One left-to-right pass; at each position the first alternative that matches wins.
+# Written for the regex engine's speed: ``\s*+`` skips a run of whitespace inside one match
+# attempt instead of failing every alternative at each space, and each lookbehind comes after
+# a cheap test of the next character (``www\.``, ``(?=\d)``) so it runs only where it can
+# matter. ``_``, which no token keeps, is matched as ``other`` and dropped like punctuation:
+# with the text stripped, every whitespace run is then followed by a character some
+# alternative matches, so the skip never fails and the scan stays linear (a failing ``\s*``
+# would rescan the run from each of its positions). tests/unit/test_tokenizer_equivalence.py
+# keeps the plain form of this pattern and checks that both give the same tokens.
 _TOKEN = re.compile(
-    r"(?P<url>https?://\S*|(?<![^\W_])www\.\S*)"
+    r"\s*+(?:"
+    r"(?P<url>https?://\S*|www\.(?<![^\W_]www\.)\S*)"  # www. not glued to a word before it
     r"|(?P<mention>@\w+)"
     # a digit run not glued to a word character or an @ on either side: "c14" stays a word
-    r"|(?P<num>(?<![\w@])\d+(?:[.,]\d+)*(?!\w))"
+    r"|(?P<num>(?=\d)(?<![\w@])\d+(?:[.,]\d+)*(?!\w))"
     r"|(?P<word>[^\W_]+(?:'[^\W_]+)*)"
-    r"|(?P<other>[^\w\s])"
+    r"|(?P<other>[^\w\s]|_)"
+    r")"
 )
 
 
@@ -72,22 +82,13 @@ def tokenize(text: str) -> list[str]:
     text = text.replace("`", "'") if text.isascii() else text.translate(_APOSTROPHES)
     if "://" in text:  # a URL glued to the word before it still starts a token of its own
         text = _URL_START.sub(r" \g<0>", text)
-    tokens: list[str] = []
-    append = tokens.append
     # findall's group tuples are cheaper than match objects; every alternative matches a
     # non-empty string, so exactly one field of each tuple is set.
-    for url, mention, num, word, other in _TOKEN.findall(text):
-        if word:
-            append(word)
-        elif mention:
-            append(mention)
-        elif url:
-            append(URL_TOKEN)
-        elif num:
-            append(NUM_TOKEN)
-        elif _is_symbol_token(other):
-            append(other)
-    return tokens
+    return [
+        word or mention or other or (URL_TOKEN if url else NUM_TOKEN)
+        for url, mention, _num, word, other in _TOKEN.findall(text.strip())
+        if not other or _is_symbol_token(other)
+    ]
 
 
 @dataclass(frozen=True)
