@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 from service.state import Services
 
@@ -72,9 +73,9 @@ def serve(app: FastAPI, settings: Settings) -> int:
         server_header=False,
         proxy_headers=False,  # nothing here reads the client address; saves a middleware per request
         date_header=True,
-        # uvloop and httptools when installed (uvicorn[standard]); plain asyncio/h11 otherwise.
+        # uvloop and httptools (uvicorn[standard]), with one write per response.
         loop="auto",
-        http="auto",
+        http=CoalescingHttpToolsProtocol,
     )
     server = DrainingServer(config, app.state.textserve)
     server.run()
