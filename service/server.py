@@ -9,6 +9,7 @@ signal stops at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -23,6 +24,23 @@ from service.state import Services
 
 log = logging.getLogger("textserve")
 
+# Container allocations between young-generation collections (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Once the model is loaded and the server listens: collect the start-up garbage, then
+    move every object left (the app, its routes and schemas, numpy, onnxruntime's wrappers)
+    out of the cyclic collector's reach with ``gc.freeze()``, and collect young objects less
+    often. Without it, each full collection walks that whole heap while requests wait (the
+    p99 at 64 clients, one core: 61-85 ms -> 42-53 ms), and a request's short-lived dicts and
+    lists trigger a young collection every few requests. Objects are still freed by reference
+    counting as usual; only cycles among new objects wait for the (rarer) collections."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
 
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, services: Services) -> None:
@@ -35,6 +53,8 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.started:
+            settle_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded in _captured_signals: uvicorn would re-raise it after a clean
