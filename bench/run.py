@@ -5,7 +5,12 @@ figures are per core. For each concurrency x texts-per-request cell it reports r
 texts/s, p50/p90/p99, errors, the batch sizes the server actually ran (read from /metrics
 before and after the cell) and texts/s divided by the limit measured in the same run.
 
-    make bench                       # or: python -m bench.run [--seconds 10] [--json out.json]
+    make bench                       # or: python -m bench.run [--seconds 10] [--rounds 3] [--json out.json]
+
+With ``--rounds N`` the limit and every cell are measured N times, interleaved, and the table
+shows each cell's median round (its latencies and batch sizes are that round's), the range
+of texts/s over the rounds, and the ratio to the median limit: on a shared, noisy machine
+one round can be 20% off.
 """
 
 from __future__ import annotations
@@ -121,23 +126,57 @@ def bare_round_trip(url: str, seconds: float, cpu: str) -> dict[str, Any]:
     return {"p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None}
 
 
+def measure_limit(model: str, cpu: str, precision: str) -> dict[str, Any]:
+    """The in-process limit (``bench/limit.py``) in a fresh process pinned to ``cpu``."""
+    print(f"limit: in-process tokenizer + onnxruntime ({precision}), 1 thread, pinned to CPU {cpu} ...",
+          flush=True)
+    proc = subprocess.run(
+        ["taskset", "-c", cpu, sys.executable, "-c",
+         "import json,sys; from pathlib import Path; from bench.limit import run; "
+         f"print(json.dumps(run(Path({model!r}), [1], 1.0, precision={precision!r})))"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
+    )
+    limit: dict[str, Any] = json.loads(proc.stdout)
+    print(f"limit: {limit['limit']['1']['texts_per_s']:,.0f} texts/s at batch {limit['limit']['1']['batch']};"
+          f" batch-1 run {limit['batch1_ms']['1']:.2f} ms", flush=True)
+    return limit
+
+
+def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
+    """The item of median ``key`` (the lower middle one for an even count): a real run, so its
+    other figures (latencies, batch sizes) belong together."""
+    ordered = sorted(items, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_cell(cell_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    cell = dict(median_by(cell_runs, lambda c: c["texts_per_s"]))
+    cell["rounds_texts_per_s"] = [c["texts_per_s"] for c in cell_runs]
+    cell["rounds_p99_us"] = [c["latency_us"]["p99"] for c in cell_runs]
+    return cell
+
+
 def fmt_le(le: float | None) -> str:
     return "-" if le is None else ("inf" if le == float("inf") else f"≤{le:g}")
 
 
 def table(result: dict[str, Any]) -> str:
     limit = result["limit_texts_per_s"]
+    rounds = result.get("rounds", 1) > 1
     lines = [
-        "| conc | texts/req | req/s | texts/s | p50 ms | p90 ms | p99 ms | errors "
-        "| batch mean | batch p50 | batch p90 | ÷ limit |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
+        + " p50 ms | p90 ms | p99 ms | errors | batch mean | batch p50 | batch p90 | ÷ limit |",
+        "| ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
+        + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in result["cells"]:
         lat, b = c["latency_us"], c["batches"]
+        spread = c.get("rounds_texts_per_s", [c["texts_per_s"]])
         lines.append(
-            f"| {c['concurrency']} | {c['texts_per_request']} | {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} "
-            f"| {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']} "
-            f"| {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
+            f"| {c['concurrency']} | {c['texts_per_request']} | {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
+            + (f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else "")
+            + f" {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']}"
+            f" | {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
         )
     return "\n".join(lines)
 
@@ -155,51 +194,51 @@ def main() -> None:
     parser.add_argument("--env", nargs="*", default=[],
                         help="extra server settings, e.g. TEXTSERVE_MAX_BATCH_DELAY_MS=1")
     parser.add_argument("--json", type=Path, help="where to write the result (default bench/results/<time>.json)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the limit and every cell this many times; the table shows each cell's"
+                             " median round, its range, and the ratio to the median limit")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = {"TEXTSERVE_MODEL_PATH": args.model, **dict(kv.split("=", 1) for kv in args.env)}
     precision = env.get("TEXTSERVE_PRECISION", "fp32")  # the limit is measured on the graph served
 
-    print(f"limit: in-process tokenizer + onnxruntime ({precision}), 1 thread, pinned to CPU"
-          f" {args.server_cpu} ...", flush=True)
-    limit_proc = subprocess.run(
-        ["taskset", "-c", args.server_cpu, sys.executable, "-c",
-         "import json,sys; from pathlib import Path; from bench.limit import run; "
-         f"print(json.dumps(run(Path({args.model!r}), [1], 1.0, precision={precision!r})))"],
-        cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
-    )
-    limit = json.loads(limit_proc.stdout)
-    limit_tps = limit["limit"]["1"]["texts_per_s"]
-    print(f"limit: {limit_tps:,.0f} texts/s at batch {limit['limit']['1']['batch']};"
-          f" batch-1 run {limit['batch1_ms']['1']:.2f} ms", flush=True)
-
     server = Server(args.server_cpu, args.port, env)
     rss = rss_mb(server.proc.pid)
     print(f"server ready in {server.ready_s:.2f} s (start to /health 200), RSS {rss:.0f} MB", flush=True)
-    cells = []
-    peak_rss = rss_mb(server.proc.pid)
+    limits: list[dict[str, Any]] = []
+    runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    peak_rss = rss
     try:
         floor = bare_round_trip(server.url, 5, args.load_cpu)
-        for texts in args.texts:
-            for conc in args.concurrency:
-                before = server.metrics()
-                cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu)
-                peak_rss = max(peak_rss, rss_mb(server.proc.pid))
-                after = server.metrics()
-                cell["batches"] = batch_summary(before, after)
-                cells.append(cell)
-                print(f"  conc {conc:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
-                      f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
-                      f" mean batch {cell['batches']['mean']:.1f}", flush=True)
+        for round_no in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_no} of {args.rounds}", flush=True)
+            # The server idles on its CPU meanwhile, so the limit is measured on the same core.
+            limits.append(measure_limit(args.model, args.server_cpu, precision))
+            for texts in args.texts:
+                for conc in args.concurrency:
+                    before = server.metrics()
+                    cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu)
+                    peak_rss = max(peak_rss, rss_mb(server.proc.pid))
+                    cell["batches"] = batch_summary(before, server.metrics())
+                    runs.setdefault((conc, texts), []).append(cell)
+                    print(f"  conc {conc:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
+                          f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
+                          f" mean batch {cell['batches']['mean']:.1f}", flush=True)
     finally:
         server.stop()
+    limit = median_by(limits, lambda r: r["limit"]["1"]["texts_per_s"])
+    limit_tps = limit["limit"]["1"]["texts_per_s"]
+    cells = [median_cell(cell_runs) for cell_runs in runs.values()]
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
                     "server_cpu": args.server_cpu, "load_cpu": args.load_cpu},
         "settings": env,
+        "rounds": args.rounds,
         "limit_texts_per_s": limit_tps,
         "limit": limit,
+        "limit_rounds": [r["limit"]["1"]["texts_per_s"] for r in limits],
         "server_ready_s": server.ready_s,
         "peak_rss_mb": peak_rss,
         "bare_round_trip_p50_ms": floor["p50_ms"],
@@ -214,6 +253,8 @@ def main() -> None:
         budget = floor["p50_ms"] + limit["batch1_ms"]["1"]
         print(f"\nconcurrency 1: /predict p50 {c1['latency_us']['p50'] / 1000:.2f} ms vs bare round trip"
               f" {floor['p50_ms']:.2f} ms + batch-1 inference {limit['batch1_ms']['1']:.2f} ms = {budget:.2f} ms")
+    if args.rounds > 1:
+        print("limit by round: " + ", ".join(f"{t:,.0f}" for t in result["limit_rounds"]) + " texts/s (median used)")
     print(f"limit {limit_tps:,.0f} texts/s; ready in {server.ready_s:.2f} s; peak RSS {peak_rss:.0f} MB")
     print(f"results in {out}")
 
