@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.corpus import load_texts
-from service.tokenizer import _APOSTROPHES, _URL_START, NUM_TOKEN, URL_TOKEN, _is_symbol_token, tokenize
+from service.tokenizer import _APOSTROPHES, NUM_TOKEN, URL_TOKEN, _is_symbol_token, tokenize
 
-# The plain form: the pattern and loop the shipped bundle's model was trained with.
+# The plain form: the patterns and loop the shipped bundle's model was trained with.
+_URL_START = re.compile(r"https?://")
 _PLAIN = re.compile(
     r"(?P<url>https?://\S*|(?<![^\W_])www\.\S*)"
     r"|(?P<mention>@\w+)"
