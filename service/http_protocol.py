@@ -2,10 +2,10 @@
 
 uvicorn writes a response's head when the app sends ``http.response.start`` and its body
 when the app sends ``http.response.body``: two ``send()`` system calls and two TCP segments
-for every small JSON reply. Under load on one core, that second system call costs about
-as much as everything the service itself does per request, so this protocol hands uvicorn a
-transport that gathers the writes made in one turn of the event loop and sends them
-together at the end of it. Nothing else changes: flow control, keep-alive, pipelining and
+for every small JSON reply. On one core under load the second call is not cheap: uvicorn's
+own floor (a raw ASGI app) costs 76 us of CPU per request with two writes and 54 us with one.
+So this protocol hands uvicorn a transport that gathers the writes made in one turn of the
+event loop and sends them together at the end of it. Nothing else changes: flow control, keep-alive, pipelining and
 closing are uvicorn's own, and a close (or abort) sends (or drops) what was gathered first.
 
 Passed to uvicorn as ``http=CoalescingHttpToolsProtocol`` (see ``server.py``), uvicorn's
