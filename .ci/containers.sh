@@ -308,7 +308,10 @@ t_stop=$(date +%s)
 $D stop -t 40 textserve-smoke >/dev/null
 code=$($D inspect -f '{{.State.ExitCode}}' textserve-smoke)
 [ "$code" = 0 ] || { $D logs --tail 20 textserve-smoke; fail "exit code $code after SIGTERM"; }
-$D logs textserve-smoke 2>&1 | grep -q '"msg":"draining"' || fail "no drain logged: SIGTERM did not reach the server"
+# Logs to a file first: under pipefail, `docker logs | grep -q` fails whenever grep stops
+# reading before docker logs has written everything (SIGPIPE), drain or no drain.
+$D logs textserve-smoke >"$W/smoke.log" 2>&1
+grep -q '"msg":"draining"' "$W/smoke.log" || { tail -20 "$W/smoke.log"; fail "no drain logged: SIGTERM did not reach the server"; }
 ok "docker stop (SIGTERM): drained and exited 0 in $(($(date +%s) - t_stop)) s"
 $D rm textserve-smoke >/dev/null
 
