@@ -13,7 +13,7 @@ from service.clock import RequestClock
 from service.errors import Unavailable
 from service.inference import run_inference
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from service.schemas import ErrorResponse, Health, ModelInfo, PredictResponse
+from service.schemas import COMMON_ERROR_DESCRIPTIONS, Health, ModelInfo, PredictResponse, error_responses
 from service.state import Services
 
 
@@ -71,18 +71,13 @@ async def model_info(request: Request) -> Response:
     return json_response(svc.manifest.public())
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "Malformed JSON or empty body",
-        401: "API key required and missing or wrong",
-        408: "Body not received within the request timeout",
-        413: "Body larger than the limit",
-        415: "Body is not JSON",
-        422: "Body is JSON but not a valid request (the details say where)",
-        503: "Overloaded, loading or shutting down (see Retry-After)",
-        504: "Not answered within the request timeout",
-    }
-    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
+ERRORS = {
+    **COMMON_ERROR_DESCRIPTIONS,
+    400: "Malformed JSON or empty body",
+    408: "Body not received within the request timeout",
+    415: "Body is not JSON",
+    422: "Body is JSON but not a valid request (the details say where)",
+}
 
 
 def build_router(svc: Services) -> APIRouter:
@@ -99,7 +94,7 @@ def build_router(svc: Services) -> APIRouter:
     router = APIRouter()
     router.add_api_route(
         "/predict", predict, methods=["POST"], summary="Classify texts",
-        response_model=PredictResponse, responses=_errors(400, 401, 408, 413, 415, 422, 503, 504),
+        response_model=PredictResponse, responses=error_responses(ERRORS, 400, 401, 408, 413, 415, 422, 503, 504),
         openapi_extra={"requestBody": {"required": True, "content": {
             JSON: {"schema": request_schema, "examples": examples}}}},
     )
@@ -114,6 +109,6 @@ def build_router(svc: Services) -> APIRouter:
     )
     router.add_api_route(
         "/model", model_info, methods=["GET"], summary="The served model", response_model=ModelInfo,
-        responses=_errors(503),
+        responses=error_responses(ERRORS, 503),
     )
     return router

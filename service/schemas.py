@@ -97,6 +97,20 @@ class ErrorResponse(BaseModel):
     request_id: str | None = None
 
 
+# What the statuses both APIs share mean; each API adds its own 400/415 and the rest.
+COMMON_ERROR_DESCRIPTIONS = {
+    401: "API key required and missing or wrong",
+    413: "Body larger than the limit",
+    503: "Overloaded, loading or shutting down (see Retry-After)",
+    504: "Not answered within the request timeout",
+}
+
+
+def error_responses(descriptions: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error ``statuses``, each an ErrorResponse body."""
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+
+
 class Health(BaseModel):
     status: str
     model: ModelRef | None = None

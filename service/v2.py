@@ -23,7 +23,7 @@ from service.checks import check_api_key, check_ready, read_body
 from service.clock import RequestClock
 from service.errors import BadRequest, NotFound, Unavailable, UnsupportedMediaType
 from service.inference import run_inference
-from service.schemas import EXAMPLE_TEXTS, ErrorResponse
+from service.schemas import COMMON_ERROR_DESCRIPTIONS, EXAMPLE_TEXTS, error_responses
 from service.state import Services
 from service.v2_codec import (
     HEADER_LENGTH,
@@ -147,17 +147,12 @@ async def infer_version(request: Request, model_name: str, model_version: str) -
     return await _infer(request, model_name, model_version)
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "Malformed request, or a tensor that does not fit the model",
-        401: "API key required and missing or wrong",
-        404: "Unknown model or version",
-        413: "Body larger than the limit",
-        415: "Compressed body",
-        503: "Overloaded, loading or shutting down (see Retry-After)",
-        504: "Not answered within the request timeout",
-    }
-    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
+ERRORS = {
+    **COMMON_ERROR_DESCRIPTIONS,
+    400: "Malformed request, or a tensor that does not fit the model",
+    404: "Unknown model or version",
+    415: "Compressed body",
+}
 
 
 # The handlers read their own body (JSON, or JSON then binary tensor data), so OpenAPI gets
@@ -184,13 +179,14 @@ def build_router() -> APIRouter:
     get("/health/live", server_live, "Server live", health, empty=True)
     get("/health/ready", server_ready, "Server ready", health, empty=True)
     model, version = "/models/{model_name}", "/models/{model_name}/versions/{model_version}"
-    get(model + "/ready", model_ready, "Model ready", {**health, **_errors(404)}, empty=True)
-    get(version + "/ready", model_version_ready, "Model version ready", {**health, **_errors(404)}, empty=True)
-    get(model, model_metadata_route, "Model metadata", _errors(404, 503))
-    get(version, model_version_metadata, "Model version metadata", _errors(404, 503))
+    ready = {**health, **error_responses(ERRORS, 404)}
+    get(model + "/ready", model_ready, "Model ready", ready, empty=True)
+    get(version + "/ready", model_version_ready, "Model version ready", ready, empty=True)
+    get(model, model_metadata_route, "Model metadata", error_responses(ERRORS, 404, 503))
+    get(version, model_version_metadata, "Model version metadata", error_responses(ERRORS, 404, 503))
     for path, handler in ((model, infer), (version, infer_version)):
         router.add_api_route(
             path + "/infer", handler, methods=["POST"], summary="Inference",
-            responses=_errors(400, 401, 404, 413, 415, 503, 504), openapi_extra=INFER_BODY,
+            responses=error_responses(ERRORS, 400, 401, 404, 413, 415, 503, 504), openapi_extra=INFER_BODY,
         )
     return router
