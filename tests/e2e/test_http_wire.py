@@ -37,19 +37,31 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def split_responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
-    """(status, headers, body) for each Content-Length-framed response in ``data``; any byte
-    left over (a cut or an extra response) fails the test."""
+Response = tuple[int, dict[str, str], bytes]
+
+
+def first_response(data: bytes) -> tuple[Response, bytes] | None:
+    """The first Content-Length-framed response in ``data`` and the bytes after it, or None
+    while its head or body is still incomplete."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    length = int(headers["content-length"])
+    if len(rest) < length:
+        return None
+    return (int(status_line.split()[1]), headers, rest[:length]), rest[length:]
+
+
+def split_responses(data: bytes) -> list[Response]:
+    """Every response in ``data``; any byte left over (a cut or an extra response) fails."""
     out = []
     while data:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        assert sep, f"incomplete response head: {data[:200]!r}"
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-        length = int(headers["content-length"])
-        assert len(rest) >= length, "response body cut short"
-        out.append((int(status_line.split()[1]), headers, rest[:length]))
-        data = rest[length:]
+        framed = first_response(data)
+        assert framed is not None, f"incomplete response: {data[:200]!r}"
+        response, data = framed
+        out.append(response)
     return out
 
 
@@ -65,18 +77,15 @@ def test_pipelined_requests_are_answered_in_order_and_close_is_honoured(server: 
     assert responses[-1][1].get("connection") == "close"
 
 
-def read_one_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+def read_one_response(sock: socket.socket) -> Response:
     data = b""
-    while True:
+    while (framed := first_response(data)) is None:
         chunk = sock.recv(65536)
         assert chunk, "connection closed before a whole response arrived"
         data += chunk
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if sep and len(rest) >= int(dict(
-            line.lower().split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:]
-        )["content-length"]):
-            (response,) = split_responses(data)
-            return response
+    response, rest = framed
+    assert rest == b"", "more than one response arrived"
+    return response
 
 
 def test_keep_alive_connection_serves_many_requests(server: ServerProcess) -> None:
