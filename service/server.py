@@ -33,7 +33,7 @@ def settle_heap() -> None:
     move every object left (the app, its routes and schemas, numpy, onnxruntime's wrappers)
     out of the cyclic collector's reach with ``gc.freeze()``, and collect young objects less
     often. Without it, each full collection walks that whole heap while requests wait (the
-    p99 at 64 clients, one core: 61-85 ms -> 42-53 ms), and a request's short-lived dicts and
+    p99 at 64 clients, one core: 61-85 ms -> 33-53 ms), and a request's short-lived dicts and
     lists trigger a young collection every few requests. Objects are still freed by reference
     counting as usual; only cycles among new objects wait for the (rarer) collections."""
     gc.collect()
