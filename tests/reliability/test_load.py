@@ -125,8 +125,10 @@ def test_overload_sheds_excess_fast_and_recovers(
     assert statuses[200] > 0 and shed  # truly over capacity: some were served, some shed...
     assert all(code == "overloaded" and retry == "1" for _, _, code, retry in shed)
     assert metric(page, "textserve_rejected_requests_total", 'reason="queue_full"') >= len(shed)
+    # ...because the queue was full: the batcher refuses 16 texts only while it holds more
+    # than 48 of 64. How full the samples saw it is only reported: a 50 ms sample of a queue
+    # that turns over every few ms misses the peaks on a busy machine (one CI run saw 32).
     assert max(sampler.depths) <= queue
-    assert max(sampler.depths) >= queue - 16  # ...while the queue stood (nearly) full
     assert health.status_code == 200 and health.json()["status"] == "ready"
     assert metric(page, "textserve_queue_depth") == 0 and metric(page, "textserve_requests_in_flight") == 0
     shed_ms = sorted(1000 * latency for _, latency, *_ in shed)
