@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bench.corpus import load_texts
+from bench.cpu import cpu_share, thread_cpu_seconds
 
 LUA = Path(__file__).with_name("post.lua")
 N_BODIES = 500
@@ -77,8 +78,9 @@ def _hey(url: str, concurrency: int, seconds: float, bodies: Path, cpu: str | No
 
 
 def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float, warmup: float,
-             cpu: str | None = None) -> dict[str, Any]:
-    """Warm up, then measure; returns wrk's summary plus req/s and texts/s."""
+             cpu: str | None = None, server_pid: int | None = None) -> dict[str, Any]:
+    """Warm up, then measure; returns wrk's summary plus req/s and texts/s, and with
+    ``server_pid`` (a local server) the CPU it spent per request by thread (``bench/cpu.py``)."""
     _check_loopback(url)
     tool = _wrk if shutil.which("wrk") else _hey if shutil.which("hey") else None
     if tool is None:
@@ -88,7 +90,9 @@ def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float,
         write_bodies(texts_per_request, bodies)
         if warmup > 0:
             tool(url, concurrency, warmup, bodies, cpu)
+        before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
         result = tool(url, concurrency, seconds, bodies, cpu)
+        after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
     elapsed = result["duration_us"] / 1e6
     errors = sum(result["errors"].values())
     ok = result["requests"] - result["errors"]["status"]
@@ -99,6 +103,9 @@ def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float,
         texts_per_s=ok * texts_per_request / elapsed,
         error_count=errors,
     )
+    if server_pid is not None:
+        result["cpu"] = cpu_share(server_pid, before, after, result["requests"], ok * texts_per_request,
+                                  elapsed).as_dict()
     return result
 
 

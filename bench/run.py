@@ -165,20 +165,40 @@ def table(result: dict[str, Any]) -> str:
     rounds = result.get("rounds", 1) > 1
     lines = [
         "| conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
-        + " p50 ms | p90 ms | p99 ms | errors | batch mean | batch p50 | batch p90 | ÷ limit |",
+        + " p50 ms | p90 ms | p99 ms | errors | batch mean | batch p50 | batch p90 | ÷ limit |"
+        " loop µs/req | model µs/text | core busy |",
         "| ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
-        + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in result["cells"]:
         lat, b = c["latency_us"], c["batches"]
         spread = c.get("rounds_texts_per_s", [c["texts_per_s"]])
+        cpu = c.get("cpu")
         lines.append(
             f"| {c['concurrency']} | {c['texts_per_request']} | {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
             + (f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else "")
             + f" {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']}"
             f" | {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
+            + (f" {cpu['loop_us_per_request']:.0f} | {cpu['model_us_per_text']:.0f} | {cpu['busy']:.0%} |"
+               if cpu else " - | - | - |")
         )
     return "\n".join(lines)
+
+
+def cpu_bound(cell: dict[str, Any], limit_texts_per_s: float) -> str | None:
+    """What one core's CPU time allows in a one-text-per-request cell, and what the loop's
+    share would have to be for half the limit."""
+    cpu = cell.get("cpu")
+    if not cpu or cell["texts_per_request"] != 1 or cpu["loop_us_per_request"] <= 0:
+        return None
+    loop, model = cpu["loop_us_per_request"], cpu["model_us_per_text"]
+    half_limit_us = 2e6 / limit_texts_per_s  # CPU per text that 0.5 x limit allows
+    return (
+        f"conc {cell['concurrency']} x 1: the core spent {loop:.0f} µs per request in the event loop and"
+        f" {model:.0f} µs per text in the model thread, so one core can answer at most"
+        f" {1e6 / (loop + model):,.0f} texts/s ({cpu['busy']:.0%} busy); 0.5 x limit needs"
+        f" {half_limit_us:.0f} µs in all, i.e. a loop share of at most {max(0.0, half_limit_us - model):.0f} µs"
+    )
 
 
 def main() -> None:
@@ -218,7 +238,8 @@ def main() -> None:
             for texts in args.texts:
                 for conc in args.concurrency:
                     before = server.metrics()
-                    cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu)
+                    cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu,
+                                    server_pid=server.proc.pid)
                     peak_rss = max(peak_rss, rss_mb(server.proc.pid))
                     cell["batches"] = batch_summary(before, server.metrics())
                     runs.setdefault((conc, texts), []).append(cell)
@@ -253,6 +274,10 @@ def main() -> None:
         budget = floor["p50_ms"] + limit["batch1_ms"]["1"]
         print(f"\nconcurrency 1: /predict p50 {c1['latency_us']['p50'] / 1000:.2f} ms vs bare round trip"
               f" {floor['p50_ms']:.2f} ms + batch-1 inference {limit['batch1_ms']['1']:.2f} ms = {budget:.2f} ms")
+    c64 = next((c for c in cells if c["concurrency"] == 64 and c["texts_per_request"] == 1), None)
+    bound = cpu_bound(c64, limit_tps) if c64 is not None else None
+    if bound:
+        print(bound)
     if args.rounds > 1:
         print("limit by round: " + ", ".join(f"{t:,.0f}" for t in result["limit_rounds"]) + " texts/s (median used)")
     print(f"limit {limit_tps:,.0f} texts/s; ready in {server.ready_s:.2f} s; peak RSS {peak_rss:.0f} MB")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
-from bench.run import batch_summary, median_cell, table
+import pytest
+
+from bench.cpu import cpu_share, thread_cpu_seconds
+from bench.run import batch_summary, cpu_bound, median_cell, table
 
 
 def cell(texts_per_s: float, p99_us: int) -> dict[str, Any]:
@@ -26,7 +31,7 @@ def test_table_shows_the_range_over_rounds_and_the_ratio_to_the_limit() -> None:
     text = table({"rounds": 3, "limit_texts_per_s": 5_000.0, "cells": [median]})
     header, _, row = text.splitlines()
     assert "texts/s range" in header
-    assert "| 2,500 | 2,100-2,900 |" in row and row.endswith("| 0.50 |")
+    assert "| 2,500 | 2,100-2,900 |" in row and row.endswith("| 0.50 | - | - | - |")  # no CPU figures
     single = table({"limit_texts_per_s": 5_000.0, "cells": [cell(2_500, 55_000)]})
     assert "range" not in single
 
@@ -41,3 +46,34 @@ def test_batch_summary_counts_only_the_runs_between_two_scrapes() -> None:
     summary = batch_summary(before, after)
     assert summary["runs"] == 10 and summary["mean"] == 42.0
     assert summary["p50_le"] == 64.0 and summary["p90_le"] == 64.0
+
+
+def test_cpu_share_splits_the_event_loop_from_the_model_thread() -> None:
+    pid, model_thread, born_later = 100, 101, 102
+    before = {pid: 1.0, model_thread: 2.0}
+    after = {pid: 1.5, model_thread: 2.3, born_later: 0.1}
+    share = cpu_share(pid, before, after, requests=1_000, texts=2_000, wall_s=1.0)
+    assert share.loop_us_per_request == pytest.approx(500)  # 0.5 s over 1,000 requests
+    assert share.model_us_per_text == pytest.approx(200)  # (0.3 + 0.1) s over 2,000 texts
+    assert share.busy == pytest.approx(0.9)
+
+
+def test_thread_cpu_seconds_reads_this_process_threads() -> None:
+    spin = threading.Thread(target=lambda: sum(range(3_000_000)))
+    spin.start()
+    spin.join()
+    seconds = thread_cpu_seconds(os.getpid())
+    assert os.getpid() in seconds and all(s >= 0 for s in seconds.values())
+    assert seconds[os.getpid()] > 0  # this test process has run Python for a while
+
+
+def test_the_cpu_columns_and_the_bound_follow_the_measured_shares() -> None:
+    measured = cell(2_500, 55_000) | {"cpu": {"loop_us_per_request": 220.0, "model_us_per_text": 180.0,
+                                              "busy": 0.99}}
+    row = table({"limit_texts_per_s": 6_000.0, "cells": [measured]}).splitlines()[2]
+    assert row.endswith("| 220 | 180 | 99% |")
+    bound = cpu_bound(measured, 6_000.0)
+    assert bound is not None
+    assert "at most 2,500 texts/s" in bound  # 1e6 / (220 + 180)
+    assert "loop share of at most 153 µs" in bound  # 2e6 / 6,000 - 180
+    assert cpu_bound(cell(2_500, 55_000), 6_000.0) is None  # no CPU figures, no claim
