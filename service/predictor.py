@@ -47,7 +47,7 @@ class Predictor:
         self.tokenizer = runtime.bundle.tokenizer
         self.labels = list(runtime.bundle.labels)
         self.batcher = MicroBatcher(
-            self.run_batch,
+            self.answer_batch,
             max_batch_size=max_batch_size,
             max_delay=max_delay,
             max_queue_size=max_queue_size,
@@ -70,6 +70,17 @@ class Predictor:
             out[rows] = self.run_padded([sequences[i] for i in rows])
         return out
 
+    def answer_batch(self, sequences: list[list[int]]) -> list[tuple[str, dict[str, float]]]:
+        """(label, scores) per text, in order: what the batcher hands each request. Made
+        once per batch (two numpy calls), not per request on a one-row slice, where the
+        numpy calls cost more than the answer they make."""
+        probs = self.run_batch(sequences)
+        labels = self.labels
+        return [
+            (labels[b], dict(zip(labels, row, strict=True)))
+            for b, row in zip(probs.argmax(axis=1).tolist(), probs.tolist(), strict=True)
+        ]
+
     def run_padded(self, sequences: list[list[int]]) -> np.ndarray:
         """One run, every row padded to the longest (the model masks padding)."""
         width = max(1, max(len(s) for s in sequences))
@@ -79,19 +90,13 @@ class Predictor:
         ids_and_flags = [self.tokenizer.ids_and_truncated(t) for t in texts]
         return [ids for ids, _ in ids_and_flags], [flag for _, flag in ids_and_flags]
 
-    def to_predictions(self, probs: np.ndarray, truncated: Sequence[bool]) -> list[Prediction]:
-        labels = self.labels
-        best = probs.argmax(axis=1).tolist()  # one numpy call per request, not per row
-        return [
-            Prediction(labels[b], dict(zip(labels, row, strict=True)), cut)
-            for b, row, cut in zip(best, probs.tolist(), truncated, strict=True)
-        ]
-
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
         self.batcher.check_room(len(texts))  # shed before tokenizing, not after
         if sum(len(t) for t in texts) > _OFFLOAD_CHARS:
             ids, truncated = await asyncio.to_thread(self.encode, texts)
         else:
             ids, truncated = self.encode(texts)
-        probs = np.asarray(await self.batcher.submit(ids))  # rows stacked only if split
-        return self.to_predictions(probs, truncated)
+        answers = await self.batcher.submit(ids)
+        return [
+            Prediction(label, scores, cut) for (label, scores), cut in zip(answers, truncated, strict=True)
+        ]
