@@ -10,23 +10,14 @@ closing are uvicorn's own, and a close (or abort) sends (or drops) what was gath
 
 Passed to uvicorn as ``http=CoalescingHttpToolsProtocol`` (see ``server.py``), uvicorn's
 documented way to choose the protocol class.
-
-It also hands ``POST /predict`` cycles to the app's direct path (``predict_direct.py``)
-instead of starting the ASGI app on them, through ``_start_asgi_task``: the one place
-uvicorn starts every request, pipelined or not. That method is uvicorn's internal API;
-uvicorn is pinned to 0.54.x and the end-to-end tests run through this path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-
-if TYPE_CHECKING:
-    from service.predict_direct import DirectPredict
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class GatheredWrites:
@@ -77,16 +68,3 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # flow control keeps the real transport
         self.transport = GatheredWrites(transport, self.loop)  # type: ignore[assignment]
-        # The app's protocol-level POST /predict (``predict_direct.py``), if it has one.
-        self.direct: DirectPredict | None = getattr(self.config.app, "direct_predict", None)
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        """uvicorn calls this for each request, in order (pipelined ones once the previous
-        response is complete): POST /predict goes to the direct path, the rest to the app."""
-        direct = self.direct
-        if direct is None or app is not self.app or self.config.reset_contextvars or not direct.wants(cycle):
-            super()._start_asgi_task(cycle, app)
-            return
-        task = self.loop.create_task(direct.serve(cycle))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)

@@ -15,9 +15,8 @@ from service import __version__, api, v2
 from service.bundle import load_bundle
 from service.errors import install_error_handlers
 from service.logs import AccessLog
-from service.middleware import RequestMiddleware, RequestRecorder
+from service.middleware import RequestMiddleware
 from service.predict_asgi import PredictFastPath
-from service.predict_direct import DirectPredict
 from service.predictor import Predictor
 from service.runtime import ModelRuntime, RuntimeOptions
 from service.settings import Settings
@@ -92,20 +91,16 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(v2.build_router())
     framework = functools.partial(FastAPI.__call__, app)
     inner: ASGIApp = PredictFastPath(framework, svc) if settings.fast_path else framework
-    recorder = RequestRecorder(svc.metrics, access_log)
-    app.entry = RequestMiddleware(inner, recorder)
-    app.direct_predict = DirectPredict(svc, recorder) if settings.fast_path else None
+    app.entry = RequestMiddleware(inner, metrics=svc.metrics, access_log=access_log)
     return app
 
 
 class TextserveApp(FastAPI):
     """FastAPI, entered through ``entry``: request bookkeeping (id, metrics, access log) and
     the lean POST /predict run before the framework's own middleware stack, which on one
-    core costs a fifth of a /predict request's CPU; every other route goes on to it. Under
-    textserve's own server, POST /predict skips ASGI altogether (``direct_predict``)."""
+    core costs a fifth of a /predict request's CPU; every other route goes on to it."""
 
     entry: ASGIApp
-    direct_predict: DirectPredict | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.entry(scope, receive, send)

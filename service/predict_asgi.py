@@ -10,7 +10,7 @@ batched model run, so the hot path skips it. ``TEXTSERVE_FAST_PATH=false`` turns
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -48,32 +48,12 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-class Answer(NamedTuple):
-    status: int
-    body: bytes
-    headers: Mapping[str, str] | None = None
-
-
-async def answer_predict(svc: Services, scope: Scope, receive: Receive) -> Answer:
-    """The whole of a ``POST /predict`` exchange short of writing it: checks, body, texts,
-    inference, and the JSON answer or error. Shared by the ASGI path below and the
-    protocol-level one (``service/predict_direct.py``)."""
-    scope[ROUTE_KEY] = PATH
-    headers = _headers(scope)
-    try:
-        verify_api_key(svc.api_key, headers.get("authorization"))
-        check_ready(svc)
-        verify_json_content_type(headers.get("content-type"))
-        async with RequestClock(receive, svc.settings.request_timeout_s, svc.metrics) as clock:
-            body = await read_limited(_body_chunks(receive), headers.get("content-length"), svc.settings.max_body_bytes)
-            clock.body_read()
-            texts = parse_texts(svc.request_model, body)
-            predictions = await run_inference(svc, scope, texts)
-    except ServiceError as exc:
-        payload = error_body(exc.status, exc.code, exc.message, exc.details, scope.get(REQUEST_ID_KEY))
-        return Answer(exc.status, payload, exc.headers)
-    reply: dict[str, Any] = {"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]}
-    return Answer(200, orjson.dumps(reply))
+async def _respond(send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    raw = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 class PredictFastPath:
@@ -85,9 +65,23 @@ class PredictFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        status, body, headers = await answer_predict(self.svc, scope, receive)
-        raw = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        if headers:
-            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        scope[ROUTE_KEY] = PATH
+        svc = self.svc
+        headers = _headers(scope)
+        try:
+            verify_api_key(svc.api_key, headers.get("authorization"))
+            check_ready(svc)
+            verify_json_content_type(headers.get("content-type"))
+            async with RequestClock(receive, svc.settings.request_timeout_s, svc.metrics) as clock:
+                body = await read_limited(
+                    _body_chunks(receive), headers.get("content-length"), svc.settings.max_body_bytes
+                )
+                clock.body_read()
+                texts = parse_texts(svc.request_model, body)
+                predictions = await run_inference(svc, scope, texts)
+        except ServiceError as exc:
+            payload = error_body(exc.status, exc.code, exc.message, exc.details, scope.get(REQUEST_ID_KEY))
+            await _respond(send, exc.status, payload, exc.headers)
+            return
+        reply: dict[str, Any] = {"model": svc.model_ref, "predictions": [p.to_dict() for p in predictions]}
+        await _respond(send, 200, orjson.dumps(reply))
