@@ -1,0 +1,108 @@
+"""POST /predict on the lean path answers exactly as the plain FastAPI route does, over
+real sockets through the real server, and keeps HTTP/1.1's promises on the way."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.server import ServerProcess
+from tests.e2e.test_http_wire import predict_request, read_one_response, read_until_closed, split_responses
+from tests.integration.test_fast_path import LIMITS, REQUESTS
+
+pytestmark = pytest.mark.e2e
+KEY = "k"
+
+
+@pytest.fixture(scope="module")
+def servers(shipped_bundle_dir: Path) -> Iterator[dict[bool, ServerProcess]]:
+    """The same settings with the lean path on and off (the plain route answers then)."""
+    with (
+        ServerProcess(shipped_bundle_dir, fast_path=True, api_key=KEY, **LIMITS) as lean,
+        ServerProcess(shipped_bundle_dir, fast_path=False, api_key=KEY, **LIMITS) as plain,
+    ):
+        yield {True: lean, False: plain}
+
+
+def answers(server: ServerProcess, auth: bool) -> list[tuple[int, dict[str, str], Any]]:
+    out = []
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for headers, body in REQUESTS:
+            sent = {**headers, "Authorization": f"Bearer {KEY}"} if auth else headers
+            r = client.post("/predict", headers=sent, content=body)
+            payload = r.json()
+            assert payload.get("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
+            payload.pop("request_id", None)
+            kept = {k: v for k, v in r.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
+            out.append((r.status_code, kept, payload))
+    return out
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_lean_and_plain_paths_answer_alike_over_http(servers: dict[bool, ServerProcess], auth: bool) -> None:
+    lean, plain = answers(servers[True], auth), answers(servers[False], auth)
+    assert lean == plain
+    statuses = {status for status, _, _ in lean}
+    assert statuses >= ({200, 400, 413, 415, 422} if auth else {401})
+
+
+def test_lean_path_counts_and_logs_each_request(servers: dict[bool, ServerProcess]) -> None:
+    server = servers[True]
+    body = json.dumps({"texts": ["on time for once"]})
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json", "X-Request-ID": "trace-42"}
+    r = httpx.post(server.url + "/predict", content=body, headers=headers, timeout=10)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-42" and "date" in r.headers
+    page = httpx.get(server.url + "/metrics", timeout=10).text
+    assert 'textserve_requests_total{method="POST",route="/predict",status="200"}' in page
+    assert "textserve_predictions_total" in page
+    logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]
+    for _ in range(50):  # the access log is written in batches, within 0.1 s
+        if logged:
+            break
+        httpx.get(server.url + "/health/live", timeout=10)
+        logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]
+    (line,) = logged
+    entry = json.loads(line)
+    assert entry["route"] == "/predict" and entry["status"] == 200 and entry["texts"] == 1
+
+
+def test_expect_100_continue_then_the_answer(servers: dict[bool, ServerProcess]) -> None:
+    body = json.dumps({"texts": ["ready when you are"]}).encode()
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {KEY}\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        status, _, answer = read_one_response(sock)
+    assert status == 200 and len(json.loads(answer)["predictions"]) == 1
+
+
+def test_chunked_body_and_pipelined_requests_with_close(servers: dict[bool, ServerProcess]) -> None:
+    body = json.dumps({"texts": ["in pieces", "still in pieces"]}).encode()
+    chunked = (
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEY}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:]))
+        + b"0\r\n\r\n"
+    )
+    authorised = [
+        request.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode(), 1)
+        for request in (predict_request(["first"]), predict_request(["last"], close=True))
+    ]
+    with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
+        sock.sendall(authorised[0] + chunked + authorised[1])
+        data = read_until_closed(sock)
+    responses = split_responses(data)
+    assert [status for status, _, _ in responses] == [200, 200, 200]
+    assert [len(json.loads(b)["predictions"]) for _, _, b in responses] == [1, 2, 1]
+    assert responses[-1][1]["connection"] == "close"
