@@ -3,7 +3,8 @@
 The server is pinned to one core (``taskset -c SERVER_CPU``) and wrk to the other, so the
 figures are per core. For each concurrency x texts-per-request cell it reports req/s,
 texts/s, p50/p90/p99, errors, the batch sizes the server actually ran (read from /metrics
-before and after the cell) and texts/s divided by the limit measured in the same run.
+before and after the cell), texts/s divided by the limit measured in the same run, and the
+server's CPU per request by thread (``bench/cpu.py``), which bounds what one core can do.
 
     make bench                       # or: python -m bench.run [--seconds 10] [--rounds 3] [--json out.json]
 
