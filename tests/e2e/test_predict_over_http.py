@@ -8,14 +8,13 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_http_wire import predict_request, read_one_response, read_until_closed, split_responses
-from tests.integration.test_fast_path import LIMITS, REQUESTS
+from tests.integration.test_fast_path import LIMITS, Answer, answers_from
 
 pytestmark = pytest.mark.e2e
 KEY = "k"
@@ -31,18 +30,9 @@ def servers(shipped_bundle_dir: Path) -> Iterator[dict[bool, ServerProcess]]:
         yield {True: lean, False: plain}
 
 
-def answers(server: ServerProcess, auth: bool) -> list[tuple[int, dict[str, str], Any]]:
-    out = []
+def answers(server: ServerProcess, auth: bool) -> list[Answer]:
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        for headers, body in REQUESTS:
-            sent = {**headers, "Authorization": f"Bearer {KEY}"} if auth else headers
-            r = client.post("/predict", headers=sent, content=body)
-            payload = r.json()
-            assert payload.get("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
-            payload.pop("request_id", None)
-            kept = {k: v for k, v in r.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
-            out.append((r.status_code, kept, payload))
-    return out
+        return answers_from(client, f"Bearer {KEY}" if auth else None)
 
 
 @pytest.mark.parametrize("auth", [True, False])

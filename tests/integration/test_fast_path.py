@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -32,17 +33,27 @@ REQUESTS: list[tuple[dict[str, str], bytes]] = [
 LIMITS = {"max_texts_per_request": 5, "max_text_chars": 200, "max_body_bytes": 2048}
 
 
-def answers(app_settings: Settings) -> list[tuple[int, dict[str, str], object]]:
+Answer = tuple[int, dict[str, str], object]
+
+
+def answers_from(client: httpx.Client, authorization: str | None = None) -> list[Answer]:
+    """Status, the headers that matter and the body of each of REQUESTS (with
+    ``authorization`` on all of them if given); an error's request id must be the header's."""
     out = []
-    with TestClient(create_app(app_settings)) as client:
-        for headers, body in REQUESTS:
-            r = client.post("/predict", headers=headers, content=body)
-            payload = r.json()
-            if isinstance(payload, dict):
-                payload.pop("request_id", None)
-            kept = {k: v for k, v in r.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
-            out.append((r.status_code, kept, payload))
+    for headers, body in REQUESTS:
+        sent = {**headers, "Authorization": authorization} if authorization else headers
+        r = client.post("/predict", headers=sent, content=body)
+        payload = r.json()
+        if isinstance(payload, dict):
+            assert payload.pop("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
+        kept = {k: v for k, v in r.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
+        out.append((r.status_code, kept, payload))
     return out
+
+
+def answers(app_settings: Settings) -> list[Answer]:
+    with TestClient(create_app(app_settings)) as client:
+        return answers_from(client)
 
 
 @pytest.mark.parametrize("api_key", [None, "k"])
