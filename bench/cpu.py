@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,10 +38,6 @@ class CpuShare:
     loop_us_per_request: float
     model_us_per_text: float
     busy: float  # server CPU seconds per wall second (1.0 = its core was never idle)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"loop_us_per_request": self.loop_us_per_request, "model_us_per_text": self.model_us_per_text,
-                "busy": self.busy}
 
 
 def cpu_share(pid: int, before: dict[int, float], after: dict[int, float],

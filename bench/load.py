@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -104,8 +105,8 @@ def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float,
         error_count=errors,
     )
     if server_pid is not None:
-        result["cpu"] = cpu_share(server_pid, before, after, result["requests"], ok * texts_per_request,
-                                  elapsed).as_dict()
+        result["cpu"] = asdict(cpu_share(server_pid, before, after, result["requests"], ok * texts_per_request,
+                                         elapsed))
     return result
 
 

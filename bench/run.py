@@ -138,9 +138,14 @@ def measure_limit(model: str, cpu: str, precision: str) -> dict[str, Any]:
         cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
     )
     limit: dict[str, Any] = json.loads(proc.stdout)
-    print(f"limit: {limit['limit']['1']['texts_per_s']:,.0f} texts/s at batch {limit['limit']['1']['batch']};"
+    print(f"limit: {_limit_texts_per_s(limit):,.0f} texts/s at batch {limit['limit']['1']['batch']};"
           f" batch-1 run {limit['batch1_ms']['1']:.2f} ms", flush=True)
     return limit
+
+
+def _limit_texts_per_s(limit: dict[str, Any]) -> float:
+    """The limit's throughput at one onnxruntime thread (its best batch size)."""
+    return float(limit["limit"]["1"]["texts_per_s"])
 
 
 def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
@@ -249,8 +254,8 @@ def main() -> None:
                           f" mean batch {cell['batches']['mean']:.1f}", flush=True)
     finally:
         server.stop()
-    limit = median_by(limits, lambda r: r["limit"]["1"]["texts_per_s"])
-    limit_tps = limit["limit"]["1"]["texts_per_s"]
+    limit = median_by(limits, _limit_texts_per_s)
+    limit_tps = _limit_texts_per_s(limit)
     cells = [median_cell(cell_runs) for cell_runs in runs.values()]
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -260,7 +265,7 @@ def main() -> None:
         "rounds": args.rounds,
         "limit_texts_per_s": limit_tps,
         "limit": limit,
-        "limit_rounds": [r["limit"]["1"]["texts_per_s"] for r in limits],
+        "limit_rounds": [_limit_texts_per_s(r) for r in limits],
         "server_ready_s": server.ready_s,
         "peak_rss_mb": peak_rss,
         "bare_round_trip_p50_ms": floor["p50_ms"],
