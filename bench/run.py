@@ -84,26 +84,30 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, cpu: str, port: int, env: dict[str, str]) -> None:
+    """``python -m <module>`` (the service, or ``bench.bare_server``) pinned to ``cpu``, up
+    once its /health answers 200."""
+
+    def __init__(self, cpu: str, port: int, env: dict[str, str], module: str = "service") -> None:
         self.url = f"http://127.0.0.1:{port}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
         environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port), **env})
-        self.log = open(RESULTS / "server.log", "wb")  # noqa: SIM115
+        self.log_path = RESULTS / f"{module.rsplit('.', 1)[-1]}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu, sys.executable, "-m", "service"], cwd=REPO, env=environment,
+            ["taskset", "-c", cpu, sys.executable, "-m", module], cwd=REPO, env=environment,
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit(f"server exited with {self.proc.returncode}; see {RESULTS / 'server.log'}")
+                raise SystemExit(f"{module} exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 if http_get(self.url + "/health", timeout=1)[0] == 200:
                     break
             except OSError:
                 pass
             if time.perf_counter() - started > 60:
-                raise SystemExit("server not ready within 60 s")
+                raise SystemExit(f"{module} not ready within 60 s")
             time.sleep(0.01)
         self.ready_s = time.perf_counter() - started
 
@@ -207,6 +211,35 @@ def cpu_bound(cell: dict[str, Any], limit_texts_per_s: float) -> str | None:
     )
 
 
+def versus_bare(cells: list[dict[str, Any]], bare_cells: list[dict[str, Any]], limit_texts_per_s: float) -> list[str]:
+    """For each cell the bare server also ran: textserve's texts/s as a share of the bare
+    server's, and the bare server's ratio to the limit (the most this design reached)."""
+    ours = {(c["concurrency"], c["texts_per_request"]): c for c in cells}
+    lines = []
+    for bare in bare_cells:
+        key = (bare["concurrency"], bare["texts_per_request"])
+        if key not in ours or bare["texts_per_s"] <= 0:
+            continue
+        mine = ours[key]["texts_per_s"]
+        lines.append(
+            f"conc {key[0]} x {key[1]}: bare server {bare['texts_per_s']:,.0f} texts/s"
+            f" ({bare['texts_per_s'] / limit_texts_per_s:.2f} x limit); textserve {mine:,.0f}"
+            f" ({mine / limit_texts_per_s:.2f} x limit), {mine / bare['texts_per_s']:.0%} of the bare server"
+        )
+    return lines
+
+
+def measure_cell(server: Server, concurrency: int, texts: int, args: argparse.Namespace) -> dict[str, Any]:
+    before = server.metrics()
+    cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
+                    server_pid=server.proc.pid)
+    cell["batches"] = batch_summary(before, server.metrics())
+    print(f"  conc {concurrency:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
+          f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
+          f" mean batch {cell['batches']['mean']:.1f}", flush=True)
+    return cell
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/sentiment")
@@ -223,7 +256,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the limit and every cell this many times; the table shows each cell's"
                              " median round, its range, and the ratio to the median limit")
+    parser.add_argument("--bare", type=int, nargs="*", metavar="CONC",
+                        help="also run bench/bare_server.py (the least a server of this design does) at these"
+                             " concurrencies (default 64), interleaved with the service in every round")
     args = parser.parse_args()
+    bare_concurrency = [] if args.bare is None else (args.bare or [64])
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = {"TEXTSERVE_MODEL_PATH": args.model, **dict(kv.split("=", 1) for kv in args.env)}
     precision = env.get("TEXTSERVE_PRECISION", "fp32")  # the limit is measured on the graph served
@@ -233,7 +270,9 @@ def main() -> None:
     print(f"server ready in {server.ready_s:.2f} s (start to /health 200), RSS {rss:.0f} MB", flush=True)
     limits: list[dict[str, Any]] = []
     runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    bare_runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     peak_rss = rss
+    bare = Server(args.server_cpu, args.port + 1, env, module="bench.bare_server") if bare_concurrency else None
     try:
         floor = bare_round_trip(server.url, 5, args.load_cpu)
         for round_no in range(1, args.rounds + 1):
@@ -243,20 +282,21 @@ def main() -> None:
             limits.append(measure_limit(args.model, args.server_cpu, precision))
             for texts in args.texts:
                 for conc in args.concurrency:
-                    before = server.metrics()
-                    cell = run_load(server.url, conc, texts, args.seconds, args.warmup, cpu=args.load_cpu,
-                                    server_pid=server.proc.pid)
+                    runs.setdefault((conc, texts), []).append(measure_cell(server, conc, texts, args))
                     peak_rss = max(peak_rss, rss_mb(server.proc.pid))
-                    cell["batches"] = batch_summary(before, server.metrics())
-                    runs.setdefault((conc, texts), []).append(cell)
-                    print(f"  conc {conc:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
-                          f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
-                          f" mean batch {cell['batches']['mean']:.1f}", flush=True)
+            if bare is not None:
+                print("  bare server (bench/bare_server.py):", flush=True)
+                for texts in args.texts:
+                    for conc in bare_concurrency:
+                        bare_runs.setdefault((conc, texts), []).append(measure_cell(bare, conc, texts, args))
     finally:
         server.stop()
+        if bare is not None:
+            bare.stop()
     limit = median_by(limits, _limit_texts_per_s)
     limit_tps = _limit_texts_per_s(limit)
     cells = [median_cell(cell_runs) for cell_runs in runs.values()]
+    bare_cells = [median_cell(cell_runs) for cell_runs in bare_runs.values()]
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
@@ -270,11 +310,17 @@ def main() -> None:
         "peak_rss_mb": peak_rss,
         "bare_round_trip_p50_ms": floor["p50_ms"],
         "cells": cells,
+        "bare_cells": bare_cells,
     }
     out = args.json or RESULTS / f"{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps(result, indent=2))
     print()
     print(table(result))
+    if bare_cells:
+        print("\nbare server (bench/bare_server.py), same rounds:\n")
+        print(table({**result, "cells": bare_cells}))
+        print()
+        print("\n".join(versus_bare(cells, bare_cells, limit_tps)))
     c1 = next((c for c in cells if c["concurrency"] == 1 and c["texts_per_request"] == 1), None)
     if c1 is not None and floor["p50_ms"] is not None:
         budget = floor["p50_ms"] + limit["batch1_ms"]["1"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.cpu import cpu_share, thread_cpu_seconds
-from bench.run import batch_summary, cpu_bound, median_cell, table
+from bench.run import batch_summary, cpu_bound, median_cell, table, versus_bare
 
 
 def cell(texts_per_s: float, p99_us: int) -> dict[str, Any]:
@@ -77,3 +77,12 @@ def test_the_cpu_columns_and_the_bound_follow_the_measured_shares() -> None:
     assert "at most 2,500 texts/s" in bound  # 1e6 / (220 + 180)
     assert "loop share of at most 153 µs" in bound  # 2e6 / 6,000 - 180
     assert cpu_bound(cell(2_500, 55_000), 6_000.0) is None  # no CPU figures, no claim
+
+
+def test_versus_bare_compares_the_cells_both_servers_ran() -> None:
+    ours = [cell(2_400, 45_000), {**cell(4_000, 300_000), "texts_per_request": 16}]
+    bare = [cell(3_000, 40_000)]  # the bare server ran 64 x 1 only
+    lines = versus_bare(ours, bare, limit_texts_per_s=6_000.0)
+    assert lines == [
+        "conc 64 x 1: bare server 3,000 texts/s (0.50 x limit); textserve 2,400 (0.40 x limit), 80% of the bare server"
+    ]
