@@ -12,6 +12,10 @@ With ``--rounds N`` the limit and every cell are measured N times, interleaved, 
 shows each cell's median round (its latencies and batch sizes are that round's), the range
 of texts/s over the rounds, and the ratio to the median limit: on a shared, noisy machine
 one round can be 20% off.
+
+With ``--bare [CONC ...]`` every round also runs ``bench/bare_server.py`` (the same uvicorn,
+tokenizer, batcher and model with nothing else) at those concurrencies, and the report gives
+textserve's texts/s as a share of it: how far the design itself gets on this machine.
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ def table(result: dict[str, Any]) -> str:
             + (f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else "")
             + f" {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']}"
             f" | {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
-            + (f" {cpu['loop_us_per_request']:.0f} | {cpu['model_us_per_text']:.0f} | {cpu['busy']:.0%} |"
+            + (f" {cpu['loop_us_per_request']:,.0f} | {cpu['model_us_per_text']:,.0f} | {cpu['busy']:.0%} |"
                if cpu else " - | - | - |")
         )
     return "\n".join(lines)
@@ -272,8 +276,10 @@ def main() -> None:
     runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     bare_runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     peak_rss = rss
-    bare = Server(args.server_cpu, args.port + 1, env, module="bench.bare_server") if bare_concurrency else None
+    bare: Server | None = None
     try:
+        if bare_concurrency:
+            bare = Server(args.server_cpu, args.port + 1, env, module="bench.bare_server")
         floor = bare_round_trip(server.url, 5, args.load_cpu)
         for round_no in range(1, args.rounds + 1):
             if args.rounds > 1:
