@@ -11,8 +11,9 @@ design on this machine (``python -m bench.run --bare``).
     TEXTSERVE_PORT=8766 python -m bench.bare_server      # POST /predict, GET /health, GET /metrics
 
 It reads the same ``TEXTSERVE_*`` settings as the service (model path, precision, batch
-size and delay, threads). ``/metrics`` has only ``textserve_batch_size`` (one observation
-per batch), so the bench reads its batch sizes the same way.
+size and delay, threads). ``/metrics`` is the service's page, where only
+``textserve_batch_size`` moves (one observation per batch), so the bench reads its batch
+sizes the same way.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Any
 
 import orjson
 import uvicorn
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.main import load_runtime
-from service.metrics import BATCH_BUCKETS
+from service.metrics import Metrics
 from service.predictor import Predictor
 from service.settings import Settings
 
@@ -33,12 +33,13 @@ _JSON = [(b"content-type", b"application/json")]
 
 
 class _BatchSizes:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.sizes = Histogram("textserve_batch_size", "Texts per onnxruntime run.", buckets=BATCH_BUCKETS,
-                               registry=registry)
+    """The service's batch-size histogram, and nothing per request (no queue waits)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
     def batch_started(self, size: int, queue_waits: Any) -> None:
-        self.sizes.observe(size)
+        self.metrics.batch_size.observe(size)
 
     def batch_finished(self, size: int, seconds: float, ok: bool) -> None:
         pass
@@ -46,8 +47,8 @@ class _BatchSizes:
 
 def build_app(settings: Settings) -> Any:
     runtime = load_runtime(settings)
-    registry = CollectorRegistry()
-    observer = _BatchSizes(registry)
+    metrics = Metrics()
+    observer = _BatchSizes(metrics)
     predictor: Predictor | None = None
 
     async def reply(send: Any, status: int, body: bytes) -> None:
@@ -70,7 +71,7 @@ def build_app(settings: Settings) -> Any:
             return
         assert predictor is not None
         if scope["path"] != "/predict":
-            body = generate_latest(registry) if scope["path"] == "/metrics" else b'{"status":"ok"}'
+            body = metrics.render() if scope["path"] == "/metrics" else b'{"status":"ok"}'
             await reply(send, 200, body)
             return
         chunks = []

@@ -13,11 +13,13 @@ import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_http_wire import predict_request, read_one_response, read_until_closed, split_responses
+from tests.e2e.test_http_wire import read_one_response, read_until_closed, split_responses
 from tests.integration.test_fast_path import LIMITS, Answer, answers_from
+from tests.reliability.helpers import predict_request
 
 pytestmark = pytest.mark.e2e
 KEY = "k"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +54,11 @@ def test_lean_path_counts_and_logs_each_request(servers: dict[bool, ServerProces
     page = httpx.get(server.url + "/metrics", timeout=10).text
     assert 'textserve_requests_total{method="POST",route="/predict",status="200"}' in page
     assert "textserve_predictions_total" in page
-    logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]
     for _ in range(100):  # the access log is written in batches, within 0.1 s: wait up to 2 s
+        logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]
         if logged:
             break
         time.sleep(0.02)
-        logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]
     (line,) = logged
     entry = json.loads(line)
     assert entry["route"] == "/predict" and entry["status"] == 200 and entry["texts"] == 1
@@ -65,10 +66,7 @@ def test_lean_path_counts_and_logs_each_request(servers: dict[bool, ServerProces
 
 def test_expect_100_continue_then_the_answer(servers: dict[bool, ServerProcess]) -> None:
     body = json.dumps({"texts": ["ready when you are"]}).encode()
-    head = (
-        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {KEY}\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    head = predict_request(body, **AUTH, Expect="100-continue")[: -len(body)]
     with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
         sock.sendall(head)
         interim = sock.recv(65536)
@@ -80,18 +78,12 @@ def test_expect_100_continue_then_the_answer(servers: dict[bool, ServerProcess])
 
 def test_chunked_body_and_pipelined_requests_with_close(servers: dict[bool, ServerProcess]) -> None:
     body = json.dumps({"texts": ["in pieces", "still in pieces"]}).encode()
-    chunked = (
-        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        + f"Authorization: Bearer {KEY}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:]))
-        + b"0\r\n\r\n"
-    )
-    authorised = [
-        request.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode(), 1)
-        for request in (predict_request(["first"]), predict_request(["last"], close=True))
-    ]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    chunked = predict_request(chunks, **AUTH, **{"Transfer-Encoding": "chunked"})
+    first = predict_request(json.dumps({"texts": ["first"]}).encode(), **AUTH)
+    last = predict_request(json.dumps({"texts": ["last"]}).encode(), **AUTH, Connection="close")
     with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
-        sock.sendall(authorised[0] + chunked + authorised[1])
+        sock.sendall(first + chunked + last)
         data = read_until_closed(sock)
     responses = split_responses(data)
     assert [status for status, _, _ in responses] == [200, 200, 200]
