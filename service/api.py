@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.checks import JSON, check_api_key, check_json_content_type, check_ready, parse_texts, read_body
-from service.clock import RequestClock
 from service.errors import Unavailable
 from service.inference import run_inference
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -36,7 +35,7 @@ async def predict(request: Request) -> Response:
     check_api_key(svc, request)
     check_ready(svc)
     check_json_content_type(request)
-    async with RequestClock(request.receive, svc.settings.request_timeout_s, svc.metrics) as clock:
+    async with svc.deadlines.clock(request.receive) as clock:
         body = await read_body(request, svc.settings.max_body_bytes)
         clock.body_read()
         texts = parse_texts(svc.request_model, body)

@@ -17,17 +17,17 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 
 
 _second: list[Any] = [None, ""]
+_MILLIS = tuple(f".{ms:03d}+00:00" for ms in range(1000))
 
 
 def _now() -> str:
-    """The time as ISO 8601 with milliseconds, like the other log lines; the formatted
-    second is cached, since under load many lines share it."""
-    now = time.time()
-    second = int(now)
+    """The time as ISO 8601 with milliseconds, like the other log lines. The formatted second
+    is cached, since under load many lines share it, and the milliseconds are looked up."""
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
     if second != _second[0]:
         _second[0] = second
         _second[1] = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_second[1]}.{int((now - second) * 1000):03d}+00:00"
+    return _second[1] + _MILLIS[milli]
 
 
 class JsonFormatter(logging.Formatter):

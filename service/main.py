@@ -15,7 +15,7 @@ from service import __version__, api, v2
 from service.bundle import load_bundle
 from service.errors import install_error_handlers
 from service.logs import AccessLog
-from service.middleware import RequestMiddleware
+from service.middleware import RequestMiddleware, RequestRecorder
 from service.predict_asgi import PredictFastPath
 from service.predictor import Predictor
 from service.runtime import ModelRuntime, RuntimeOptions
@@ -89,9 +89,9 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     install_error_handlers(app)
     app.include_router(api.build_router(svc))
     app.include_router(v2.build_router())
-    framework = functools.partial(FastAPI.__call__, app)
-    inner: ASGIApp = PredictFastPath(framework, svc) if settings.fast_path else framework
-    app.entry = RequestMiddleware(inner, metrics=svc.metrics, access_log=access_log)
+    recorder = RequestRecorder(svc.metrics, access_log)
+    framework = RequestMiddleware(functools.partial(FastAPI.__call__, app), recorder)
+    app.entry = PredictFastPath(framework, svc, recorder) if settings.fast_path else framework
     return app
 
 

@@ -43,46 +43,18 @@ def route_of(scope: Scope) -> str:
     return route if isinstance(route, str) else "unmatched"
 
 
-class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
-        self.app = app
+class RequestRecorder:
+    """A request's bookkeeping once it is answered: the request metrics and the access-log
+    line. Shared by ``RequestMiddleware`` and the lean /predict path, which records its own
+    requests without the middleware's extra ASGI layer."""
+
+    def __init__(self, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.metrics = metrics
         self.access_log = access_log
         # labels() costs a lock and a dict lookup per call; the set of children is small.
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-        scope[REQUEST_ID_KEY] = request_id
-        rid_header = (b"x-request-id", request_id.encode())
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), rid_header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except ClientDisconnect:
-            status = CLIENT_CLOSED
-        except Exception:
-            error_log.exception("unhandled error", extra={"request_id": request_id})
-            status = 500
-            if not response_started:
-                await _send_500(send, request_id, rid_header)
-        finally:
-            self._record(scope, status, time.perf_counter() - started, request_id)
-
-    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = route_of(scope)
         probe = route in PROBE_ROUTES
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
@@ -108,15 +80,61 @@ class RequestMiddleware:
             self.access_log.write(entry)
 
 
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
+def valid_request_id(candidate: bytes) -> str | None:
+    """A client's ``X-Request-ID``, if it is one we may echo and log."""
+    text = candidate.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else None
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, recorder: RequestRecorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or new_request_id()
+        scope[REQUEST_ID_KEY] = request_id
+        rid_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED
+        except Exception:
+            error_log.exception("unhandled error", extra={"request_id": request_id})
+            status = 500
+            if not response_started:
+                await send_500(send, request_id, rid_header)
+        finally:
+            self.recorder.record(scope, status, time.perf_counter() - started, request_id)
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if _REQUEST_ID.match(candidate) else None
+            return valid_request_id(value)
     return None
 
 
-async def _send_500(send: Send, request_id: str, rid_header: tuple[bytes, bytes]) -> None:
+async def send_500(send: Send, request_id: str, rid_header: tuple[bytes, bytes]) -> None:
     body = error_body(500, "internal_error", "internal server error", request_id=request_id)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), rid_header]
     await send({"type": "http.response.start", "status": 500, "headers": headers})

@@ -3,7 +3,7 @@ states the real ones (``request_model`` builds the request class per app)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model, model_validator
 
@@ -26,6 +26,9 @@ class PredictRequestBase(BaseModel):
     """Give ``texts`` (a list) or ``text`` (one string), not both."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_form)
+    # The limits the fields enforce, for the reader of the common body (``checks.parse_texts``).
+    max_texts: ClassVar[int] = 2**31
+    max_chars: ClassVar[int] = 2**31
 
     texts: list[str] | None = None
     text: str | None = None
@@ -52,6 +55,8 @@ def request_model(max_texts: int, max_chars: int) -> type[PredictRequestBase]:
         ),
         text=(text_type | None, Field(None, description="a single text")),
     )
+    model.max_texts = max_texts
+    model.max_chars = max_chars
     return model
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.bundle import Manifest
+from service.clock import Deadlines
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.predictor import Predictor
@@ -17,6 +18,7 @@ class Services:
         self.settings = settings
         self.metrics = Metrics()
         self.lifecycle = Lifecycle()
+        self.deadlines = Deadlines(settings.request_timeout_s, self.metrics)
         self.request_model = request_model(settings.max_texts_per_request, settings.max_text_chars)
         key = settings.api_key
         self.api_key: bytes | None = key.get_secret_value().encode() if key is not None else None

@@ -20,7 +20,6 @@ from starlette.responses import Response
 from service import __version__
 from service.api import json_response, services
 from service.checks import check_api_key, check_ready, read_body
-from service.clock import RequestClock
 from service.errors import BadRequest, NotFound, Unavailable, UnsupportedMediaType
 from service.inference import run_inference
 from service.schemas import COMMON_ERROR_DESCRIPTIONS, EXAMPLE_TEXTS, error_responses
@@ -100,7 +99,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
     labels = svc.predictor.labels
-    async with RequestClock(request.receive, settings.request_timeout_s, svc.metrics) as clock:
+    async with svc.deadlines.clock(request.receive) as clock:
         body = await read_body(request, settings.max_body_bytes)
         clock.body_read()
         try:

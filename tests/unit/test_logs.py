@@ -1,8 +1,10 @@
 import asyncio
+import datetime as dt
 import io
 import json
+import re
 
-from service.logs import AccessLog
+from service.logs import AccessLog, _now
 
 
 async def test_access_lines_are_written_in_batches_and_never_lost() -> None:
@@ -25,3 +27,14 @@ def test_a_large_batch_is_written_at_once_and_without_a_loop_each_line_is() -> N
     log = AccessLog(stream)  # type: ignore[arg-type]
     log.write({"pad": "x" * 10})
     assert stream.getvalue().count(b"\n") == 1  # no event loop to flush later
+
+
+def test_access_log_times_are_iso_8601_with_milliseconds_in_utc() -> None:
+    """The access log's clock (a cached second and a table of milliseconds) tells the time
+    in the same shape as the other log lines."""
+    before = dt.datetime.now(dt.UTC)
+    stamp = _now()
+    after = dt.datetime.now(dt.UTC)
+    parsed = dt.datetime.fromisoformat(stamp)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp)
+    assert before - dt.timedelta(milliseconds=1) <= parsed <= after
