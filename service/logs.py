@@ -27,7 +27,8 @@ def _now() -> str:
     if second != _second[0]:
         _second[0] = second
         _second[1] = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return _second[1] + _MILLIS[milli]
+    text: str = _second[1]
+    return text + _MILLIS[milli]
 
 
 class JsonFormatter(logging.Formatter):
