@@ -27,6 +27,7 @@ from service.http_protocol import CoalescingHttpToolsProtocol
 from service.main import load_runtime
 from service.metrics import Metrics
 from service.predictor import Predictor
+from service.runtime import ModelRuntime
 from service.settings import Settings
 
 _JSON = [(b"content-type", b"application/json")]
@@ -45,8 +46,8 @@ class _BatchSizes:
         pass
 
 
-def build_app(settings: Settings) -> Any:
-    runtime = load_runtime(settings)
+def build_app(settings: Settings, runtime: ModelRuntime | None = None) -> Any:
+    runtime = runtime if runtime is not None else load_runtime(settings)
     metrics = Metrics()
     observer = _BatchSizes(metrics)
     predictor: Predictor | None = None
