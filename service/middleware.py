@@ -10,13 +10,12 @@ import re
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_body
 from service.logs import AccessLog
-from service.metrics import Metrics
+from service.metrics import LoopCounter, LoopHistogram, Metrics
 from service.scope_keys import REQUEST_ID_KEY, ROUTE_KEY, TEXTS_KEY
 
 error_log = logging.getLogger("textserve.error")
@@ -51,8 +50,8 @@ class RequestRecorder:
     def __init__(self, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.metrics = metrics
         self.access_log = access_log
-        # labels() costs a lock and a dict lookup per call; the set of children is small.
-        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        # One lookup per request for both series; the set of children is small.
+        self._children: dict[tuple[str, str, str], tuple[LoopCounter, LoopHistogram]] = {}
 
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = route_of(scope)

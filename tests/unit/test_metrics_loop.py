@@ -1,0 +1,54 @@
+"""``LoopFamily`` series read on /metrics exactly as prometheus-client's own would."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from service.metrics import LATENCY_BUCKETS, LoopFamily
+
+# Values on the bounds themselves, between them, below the first and above the last.
+AMOUNTS = [0.0, 0.0005, 0.0007, 0.001, 0.0025, 0.01, 0.0101, 1.0, 9.99, 10.0, 10.5, 1e6]
+
+
+def test_a_histogram_reads_as_prometheus_clients() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopFamily("histogram", "t_seconds", "help text", ["route"], LATENCY_BUCKETS, registry=ours)
+    reference = Histogram("t_seconds", "help text", ["route"], buckets=LATENCY_BUCKETS, registry=theirs)
+    rng = random.Random(7)
+    for amount in AMOUNTS + [rng.expovariate(20) for _ in range(500)]:
+        route = rng.choice(["/predict", "/v2/models/{model_name}/infer"])
+        mine.labels(route).observe(amount)
+        reference.labels(route).observe(amount)
+    assert generate_latest(ours) == generate_latest(theirs)
+
+
+def test_an_unlabelled_histogram_reads_as_prometheus_clients() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopFamily("histogram", "w_seconds", "waits", buckets=LATENCY_BUCKETS, registry=ours).labels()
+    reference = Histogram("w_seconds", "waits", buckets=LATENCY_BUCKETS, registry=theirs)
+    for amount in AMOUNTS:
+        mine.observe(amount)
+        reference.observe(amount)
+    assert generate_latest(ours) == generate_latest(theirs)
+
+
+def test_a_counter_reads_as_prometheus_clients() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopFamily("counter", "t_requests", "help", ["route", "method", "status"], registry=ours)
+    reference = Counter("t_requests", "help", ["route", "method", "status"], registry=theirs)
+    assert generate_latest(ours) == generate_latest(theirs)  # no series yet: the header only
+    for key, amount in [(("/predict", "POST", "200"), 1), (("/predict", "POST", "422"), 2.5), (("/predict", "POST", "200"), 1)]:
+        mine.labels(*key).inc(amount)
+        reference.labels(*key).inc(amount)
+    assert generate_latest(ours) == generate_latest(theirs)
+
+
+def test_counters_only_go_up_and_labels_must_fit() -> None:
+    family = LoopFamily("counter", "c", "help", ["label"], registry=CollectorRegistry())
+    with pytest.raises(ValueError):
+        family.labels("a").inc(-1)
+    with pytest.raises(ValueError):
+        family.labels("a", "b")
