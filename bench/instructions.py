@@ -3,12 +3,12 @@ move with the machine's load.
 
 On this shared machine two wall-clock runs of the same build can differ by 20-30%, so a
 lever worth 5% cannot be judged from them. ``callgrind`` counts the instructions the
-process executes instead, which stay within ~1% from run to run whatever else the machine
-does. This drives the app in-process, under callgrind: 64 concurrent requests at a time,
-the model stubbed (uniform scores, no onnxruntime run), real tokenizer, batcher, checks,
-metrics and access log (to /dev/null). Only the measured rounds are counted: a small C
-helper, built here with gcc, tells callgrind to zero its counts before them and to dump
-them after.
+process executes instead, which repeat to ~0.1% whatever else the machine does (373,541
+and 373,483 per request for one build, run side by side). This drives the app in-process,
+under callgrind: 64 concurrent requests at a time, the model stubbed (uniform scores, no
+onnxruntime run), real tokenizer, batcher, checks, metrics and access log (to /dev/null).
+Only the measured rounds are counted: a small C helper, built here with gcc, tells
+callgrind to zero its counts before them and to dump them after.
 
     python -m bench.instructions                  # the service, 1 text per request
     python -m bench.instructions --app bare       # bench/bare_server.py, for comparison
