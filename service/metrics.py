@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -83,7 +84,7 @@ class LoopFamily(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = list(labelnames)
-        self.buckets = sorted(buckets)
+        self.buckets = sorted(b for b in buckets if b != float("inf"))  # +Inf is always added
         self._children: dict[tuple[str, ...], LoopCounter | LoopHistogram] = {}
         registry.register(self)
 
@@ -109,15 +110,11 @@ class LoopFamily(Collector):
             for values, histogram in self._children.items():
                 assert isinstance(histogram, LoopHistogram)
                 cumulative, total = [], 0
-                for bound, count in zip([*map(_le, self.buckets), "+Inf"], histogram.counts, strict=True):
+                for bound, count in zip([*map(floatToGoString, self.buckets), "+Inf"], histogram.counts, strict=True):
                     total += count
                     cumulative.append((bound, float(total)))
                 family.add_metric(list(values), cumulative, histogram.sum)
         yield family
-
-
-def _le(bound: float) -> str:
-    return repr(float(bound))
 
 
 class Metrics:

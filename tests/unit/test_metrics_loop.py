@@ -46,6 +46,17 @@ def test_a_counter_reads_as_prometheus_clients() -> None:
     assert generate_latest(ours) == generate_latest(theirs)
 
 
+def test_integer_and_tiny_bounds_read_as_prometheus_clients() -> None:
+    bounds = (1e-5, 1, 2, 64, 1e22, float("inf"))
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopFamily("histogram", "b", "sizes", buckets=bounds, registry=ours).labels()
+    reference = Histogram("b", "sizes", buckets=bounds, registry=theirs)
+    for amount in (0, 1e-5, 1, 3, 64, 65, 1e30):
+        mine.observe(amount)
+        reference.observe(amount)
+    assert generate_latest(ours) == generate_latest(theirs)
+
+
 def test_counters_only_go_up_and_labels_must_fit() -> None:
     family = LoopFamily("counter", "c", "help", ["label"], registry=CollectorRegistry())
     with pytest.raises(ValueError):
