@@ -66,10 +66,15 @@ def verify_json_content_type(content_type: str | None) -> None:
         )
 
 
+def check_body_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+
+
 def check_declared_length(declared_length: str | None, limit: int) -> None:
     """413 before reading anything when ``Content-Length`` already says the body is too big."""
-    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    if declared_length is not None and declared_length.isdigit():
+        check_body_size(int(declared_length), limit)
 
 
 async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes:
@@ -83,8 +88,7 @@ async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None
     try:
         async for chunk in chunks:
             size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            check_body_size(size, limit)
             parts.append(chunk)
     except ClientDisconnect:
         raise ClientClosedRequest("the client closed the connection before sending the whole body") from None

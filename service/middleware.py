@@ -118,10 +118,7 @@ class RequestMiddleware:
         except ClientDisconnect:
             status = CLIENT_CLOSED
         except Exception:
-            error_log.exception("unhandled error", extra={"request_id": request_id})
-            status = 500
-            if not response_started:
-                await send_500(send, request_id, rid_header)
+            status = await answer_unhandled(send, request_id, rid_header, response_started)
         finally:
             self.recorder.record(scope, status, time.perf_counter() - started, request_id)
 
@@ -133,7 +130,19 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-async def send_500(send: Send, request_id: str, rid_header: tuple[bytes, bytes]) -> None:
+async def answer_unhandled(
+    send: Send, request_id: str, rid_header: tuple[bytes, bytes], response_started: bool
+) -> int:
+    """The last resort for an exception nothing turned into a response (call it inside the
+    ``except``): log it with its request id and, unless a response has begun, answer 500.
+    The status to record."""
+    error_log.exception("unhandled error", extra={"request_id": request_id})
+    if not response_started:
+        await _send_500(send, request_id, rid_header)
+    return 500
+
+
+async def _send_500(send: Send, request_id: str, rid_header: tuple[bytes, bytes]) -> None:
     body = error_body(500, "internal_error", "internal server error", request_id=request_id)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), rid_header]
     await send({"type": "http.response.start", "status": 500, "headers": headers})

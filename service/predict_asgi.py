@@ -9,7 +9,6 @@ batched model run, so the hot path skips it. ``TEXTSERVE_FAST_PATH=false`` turns
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -18,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.checks import (
+    check_body_size,
     check_declared_length,
     check_ready,
     parse_texts,
@@ -25,9 +25,9 @@ from service.checks import (
     verify_api_key,
     verify_json_content_type,
 )
-from service.errors import PayloadTooLarge, ServiceError, error_body
+from service.errors import ServiceError, error_body
 from service.inference import run_inference
-from service.middleware import CLIENT_CLOSED, RequestRecorder, new_request_id, send_500, valid_request_id
+from service.middleware import CLIENT_CLOSED, RequestRecorder, answer_unhandled, new_request_id, valid_request_id
 from service.scope_keys import REQUEST_ID_KEY, ROUTE_KEY
 from service.state import Services
 
@@ -39,7 +39,6 @@ _WANTED = {
     b"content-length": "content-length",
     b"x-request-id": "x-request-id",
 }
-error_log = logging.getLogger("textserve.error")
 
 
 def _headers(scope: Scope) -> dict[str, bytes]:
@@ -75,8 +74,7 @@ async def read_body(receive: Receive, declared_length: str | None, limit: int) -
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):
         body: bytes = message.get("body", b"")
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        check_body_size(len(body), limit)
         return body
     return await read_limited(_chunks(message, receive), None, limit)
 
@@ -129,10 +127,7 @@ class PredictFastPath:
         except ClientDisconnect:
             status = CLIENT_CLOSED
         except Exception:
-            error_log.exception("unhandled error", extra={"request_id": request_id})
-            status = 500
-            if not response_started:
-                await send_500(send, request_id, rid_header)
+            status = await answer_unhandled(send, request_id, rid_header, response_started)
         finally:
             self.recorder.record(scope, status, time.perf_counter() - started, request_id)
 
