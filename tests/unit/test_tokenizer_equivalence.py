@@ -65,8 +65,13 @@ def test_same_tokens_on_the_benchmark_tweets() -> None:
 
 # Characters each alternative of the pattern turns on: spaces of several kinds (also at the
 # ends), "_" (a word character no token keeps), URL and mention starts, digit separators,
-# apostrophes, an emoji, a non-ASCII letter, a digit that is not ASCII, the replacement char.
-EDGES = " \t\n\u00a0\u2003\x1c_@#!?.,:/'`\u2019whtps0123456789a\u00e9\u0663\U0001f600\u2764\ufffd"
+# apostrophes, an emoji, a non-ASCII letter, a digit that is not ASCII, the replacement char,
+# and the rest of ASCII's punctuation (skipped between tokens by the fast pattern) with a
+# non-ASCII dash and ellipsis (matched and dropped one at a time).
+EDGES = (
+    " \t\n\u00a0\u2003\x1c_@#!?.,:/'`\u2019whtps0123456789a\u00e9\u0663\U0001f600\u2764\ufffd"
+    '"$%&()*+-;<=>[\\]^{|}~\u2013\u2026'
+)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -91,6 +96,10 @@ def test_same_tokens_on_any_text(text: str) -> None:
         "www." * 1250,
         "1," * 2500,
         "@" * 5000,
+        "." * 5000,
+        "x" + ".,; " * 1250,
+        "#_" * 2500,
+        "@." * 2500,
     ],
 )
 def test_long_runs_give_the_same_tokens(text: str) -> None:
