@@ -48,7 +48,6 @@ URL_TOKEN = "<url>"
 NUM_TOKEN = "<num>"
 FORMAT_VERSION = 1
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 # ASCII punctuation that never starts a token and is never kept: skipped between tokens
 # like whitespace. ("!" and "?" are tokens, "@" starts a mention; no ASCII character is a
 # pictographic symbol.)

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.corpus import load_texts
-from service.tokenizer import _APOSTROPHES, NUM_TOKEN, URL_TOKEN, _is_symbol_token, tokenize
+from service.tokenizer import NUM_TOKEN, URL_TOKEN, _is_symbol_token, tokenize
 
 # The plain form: the patterns and loop the shipped bundle's model was trained with.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _URL_START = re.compile(r"https?://")
 _PLAIN = re.compile(
     r"(?P<url>https?://\S*|(?<![^\W_])www\.\S*)"
