@@ -1,12 +1,14 @@
-"""CPU instructions per POST /predict request, counted by valgrind: a measure that does not
-move with the machine's load.
+"""CPU instructions per POST /predict request, counted by valgrind: a measure that moves far
+less with the machine's load than timing does.
 
 On this shared machine two wall-clock runs of the same build can differ by 20-30%, so a
 lever worth 5% cannot be judged from them. ``callgrind`` counts the instructions the
-process executes instead, which repeat to ~0.1% whatever else the machine does (373,541
-and 373,483 per request for one build, run side by side). This drives the app in-process,
-under callgrind: 64 concurrent requests at a time, the model stubbed (uniform scores, no
-onnxruntime run), real tokenizer, batcher, checks, metrics and access log (to /dev/null).
+process executes instead, which usually repeat to ~1% (373,541 and 373,483 per request for
+one build, run side by side). Not always: one run in a dozen came out 8% high, probably
+because timers such as the access log's flush fire by the clock while valgrind's speed
+varies with the machine's load. Measure a build twice. This drives the app in-process, under callgrind: 64
+concurrent requests at a time, the model stubbed (uniform scores, no onnxruntime run), real
+tokenizer, batcher, checks, metrics and access log (to /dev/null).
 Only the measured rounds are counted: a small C helper, built here with gcc, tells
 callgrind to zero its counts before them and to dump them after.
 
