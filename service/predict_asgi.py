@@ -113,6 +113,9 @@ class PredictFastPath:
         rid_header = (b"x-request-id", request_id.encode())
         status = 500
         response_started = False
+        # The same envelope as RequestMiddleware.__call__ (its pieces, answer_unhandled and
+        # record, are shared), written out on purpose: one RequestRecorder method running a
+        # handler callback for both cost ~7,700 instructions per request, 2% (bench.instructions).
         try:
             extra: Mapping[str, str] | None = None
             try:
