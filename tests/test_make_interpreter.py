@@ -2,6 +2,7 @@
 venv, since the service's request path runs ~19% fewer instructions on it than on a default
 pyenv build (README, Performance). `make -n` prints the commands without running them."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,11 +14,14 @@ DEBIAN_PYTHON = "/usr/bin/python3.11"
 
 
 def venv_command(tmp_path: Path, *overrides: str) -> str:
+    # Under `make test` this runs inside make: drop what a parent make passes down (its
+    # flags, and the "Entering directory" lines a sub-make prints).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(
-        ["make", "-n", f"VENV={tmp_path / 'venv'}", *overrides, "run"],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        ["make", "-n", "--no-print-directory", f"VENV={tmp_path / 'venv'}", *overrides, "run"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
     )  # fmt: skip
-    return result.stdout.splitlines()[0]
+    return next(line for line in result.stdout.splitlines() if " -m venv " in line)
 
 
 def debian_python_has_venv() -> bool:
