@@ -3,8 +3,8 @@
 #   make test   virtualenv with every extra, then the whole test suite
 # The interpreter the virtualenv is made from: Debian's python3.11 when it has venv, else
 # python3. Debian builds it with profile-guided optimisation and LTO and links it statically;
-# pyenv's default build (this machine's python3) is neither, and the service's event loop
-# runs ~20% more instructions per request on it (README, Performance). Override with
+# pyenv's default build (this machine's python3) is neither, and a /predict request runs
+# ~19% fewer instructions on Debian's (README, Performance). Override with
 # `make run PYTHON=...`; an existing .venv keeps its interpreter until `make clean`.
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null && echo /usr/bin/python3.11 || echo python3)
