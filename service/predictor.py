@@ -54,7 +54,7 @@ class Predictor:
             observer=observer,
         )
 
-    def run_batch(self, sequences: list[list[int]]) -> np.ndarray:
+    def run_batch(self, sequences: Sequence[list[int]]) -> np.ndarray:
         """Probabilities for a batch, in order. The batch runs as groups of similar lengths,
         each padded only to its own longest text (see ``bucketing.py``)."""
         if len(sequences) <= 2:
@@ -70,7 +70,7 @@ class Predictor:
             out[rows] = self.run_padded([sequences[i] for i in rows])
         return out
 
-    def answer_batch(self, sequences: list[list[int]]) -> list[tuple[str, dict[str, float]]]:
+    def answer_batch(self, sequences: Sequence[list[int]]) -> list[tuple[str, dict[str, float]]]:
         """(label, scores) per text, in order: what the batcher hands each request. Made
         once per batch (two numpy calls), not per request on a one-row slice, where the
         numpy calls cost more than the answer they make."""
@@ -81,18 +81,21 @@ class Predictor:
             for b, row in zip(probs.argmax(axis=1).tolist(), probs.tolist(), strict=True)
         ]
 
-    def run_padded(self, sequences: list[list[int]]) -> np.ndarray:
+    def run_padded(self, sequences: Sequence[list[int]]) -> np.ndarray:
         """One run, every row padded to the longest (the model masks padding)."""
         width = max(1, max(len(s) for s in sequences))
         return self.runtime.predict(self.tokenizer.pad(sequences, width))
 
-    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
-        ids_and_flags = [self.tokenizer.ids_and_truncated(t) for t in texts]
-        return [ids for ids, _ in ids_and_flags], [flag for _, flag in ids_and_flags]
+    def encode(self, texts: Sequence[str]) -> tuple[Sequence[list[int]], Sequence[bool]]:
+        """Token ids and truncation flags, in order (one pass, split by ``zip``)."""
+        if not texts:
+            return [], []
+        ids, truncated = zip(*map(self.tokenizer.ids_and_truncated, texts), strict=True)
+        return ids, truncated
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
         self.batcher.check_room(len(texts))  # shed before tokenizing, not after
-        if sum(len(t) for t in texts) > _OFFLOAD_CHARS:
+        if sum(map(len, texts)) > _OFFLOAD_CHARS:
             ids, truncated = await asyncio.to_thread(self.encode, texts)
         else:
             ids, truncated = self.encode(texts)

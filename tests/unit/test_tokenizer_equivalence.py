@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.corpus import load_texts
-from service.tokenizer import NUM_TOKEN, URL_TOKEN, _is_symbol_token, tokenize
+from service.bundle import load_bundle
+from service.tokenizer import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
+
+REPO = Path(__file__).resolve().parents[2]
 
 # The plain form: the patterns and loop the shipped bundle's model was trained with.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
@@ -107,3 +111,29 @@ def test_long_runs_give_the_same_tokens(text: str) -> None:
     # Inputs at the service's default character limit that a failing whitespace skip would
     # scan quadratically (seconds per text); they must stay ordinary inputs.
     assert tokenize(text) == plain_tokenize(text)
+
+
+# Tokenizer.ids_and_truncated repeats tokenize's comprehension with the id lookup inside it.
+def reference_ids(tokenizer: Tokenizer, text: str) -> tuple[list[int], bool]:
+    tokens = tokenize(text)
+    kept = tokens[: tokenizer.max_length]
+    return [tokenizer._index.get(t, OOV_ID) for t in kept], len(tokens) > len(kept)
+
+
+@pytest.fixture(scope="module")
+def shipped_tokenizer() -> Tokenizer:
+    return load_bundle(REPO / "models" / "sentiment").tokenizer
+
+
+def test_ids_are_the_vocabulary_ids_of_the_tokens(shipped_tokenizer: Tokenizer) -> None:
+    texts = [*load_texts(), "word " * 100, "<url> <num> <pad> <oov>", "", "🙂 !?"]
+    assert any(reference_ids(shipped_tokenizer, t)[1] for t in texts)  # truncation is covered
+    assert [shipped_tokenizer.ids_and_truncated(t) for t in texts] == [
+        reference_ids(shipped_tokenizer, t) for t in texts
+    ]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=EDGES, max_size=120))
+def test_ids_are_the_vocabulary_ids_of_the_tokens_on_edge_text(shipped_tokenizer: Tokenizer, text: str) -> None:
+    assert shipped_tokenizer.ids_and_truncated(text) == reference_ids(shipped_tokenizer, text)
