@@ -6,9 +6,8 @@
 # pyenv's default build (this machine's python3) is neither, and a /predict request runs
 # ~19% fewer instructions on Debian's (README, Performance). Override with
 # `make run PYTHON=...`; an existing .venv keeps its interpreter until `make clean`.
-ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null && echo /usr/bin/python3.11 || echo python3)
-endif
+# (Expanded only by the recipe that makes the virtualenv, so other targets never probe.)
+PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null && echo /usr/bin/python3.11 || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip

@@ -6,9 +6,9 @@ lever worth 5% cannot be judged from them. ``callgrind`` counts the instructions
 process executes instead, which usually repeat to ~1% (373,541 and 373,483 per request for
 one build, run side by side). Not always: one run in a dozen came out 8% high, probably
 because timers such as the access log's flush fire by the clock while valgrind's speed
-varies with the machine's load. Measure a build twice. This drives the app in-process, under callgrind: 64
-concurrent requests at a time, the model stubbed (uniform scores, no onnxruntime run), real
-tokenizer, batcher, checks, metrics and access log (to /dev/null).
+varies with the machine's load. Measure a build twice. This drives the app in-process,
+under callgrind: 64 concurrent requests at a time, the model stubbed (uniform scores, no
+onnxruntime run), real tokenizer, batcher, checks, metrics and access log (to /dev/null).
 Only the measured rounds are counted: a small C helper, built here with gcc, tells
 callgrind to zero its counts before them and to dump them after.
 
