@@ -151,13 +151,13 @@ def measure_limit(model: str, cpu: str, precision: str, sustained: float) -> dic
         cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
     )
     limit: dict[str, Any] = json.loads(proc.stdout)
-    print(f"limit: {_limit_texts_per_s(limit):,.0f} texts/s sustained for {sustained:g} s at batch"
-          f" {limit['limit']['1']['batch']} (best 1-s run {_peak_texts_per_s(limit):,.0f});"
+    print(f"limit: {limit_texts_per_s(limit):,.0f} texts/s sustained for {sustained:g} s at batch"
+          f" {limit['limit']['1']['batch']} (best 1-s run {peak_texts_per_s(limit):,.0f});"
           f" batch-1 run {limit['batch1_ms']['1']:.2f} ms", flush=True)
     return limit
 
 
-def _limit_texts_per_s(limit: dict[str, Any]) -> float:
+def limit_texts_per_s(limit: dict[str, Any]) -> float:
     """The limit at one onnxruntime thread: its best batch size run as long as a load cell.
     This is what a server's texts/s is divided by: both are averages over the same length of
     time (a results file from before the sustained run has only the peak)."""
@@ -165,7 +165,7 @@ def _limit_texts_per_s(limit: dict[str, Any]) -> float:
     return float(best.get("sustained_texts_per_s", best["texts_per_s"]))
 
 
-def _peak_texts_per_s(limit: dict[str, Any]) -> float:
+def peak_texts_per_s(limit: dict[str, Any]) -> float:
     """The best batch size's best 1-second run (of three): an upper bound on a noisy machine."""
     return float(limit["limit"]["1"]["texts_per_s"])
 
@@ -325,8 +325,8 @@ def main() -> None:
         server.stop()
         if bare is not None:
             bare.stop()
-    limit = median_by(limits, _limit_texts_per_s)
-    limit_tps = _limit_texts_per_s(limit)
+    limit = median_by(limits, limit_texts_per_s)
+    limit_tps = limit_texts_per_s(limit)
     cells = [median_cell(cell_runs) for cell_runs in runs.values()]
     bare_cells = [median_cell(cell_runs) for cell_runs in bare_runs.values()]
     result = {
@@ -337,8 +337,8 @@ def main() -> None:
         "rounds": args.rounds,
         "limit_texts_per_s": limit_tps,
         "limit": limit,
-        "limit_rounds": [_limit_texts_per_s(r) for r in limits],
-        "limit_peak_rounds": [_peak_texts_per_s(r) for r in limits],
+        "limit_rounds": [limit_texts_per_s(r) for r in limits],
+        "limit_peak_rounds": [peak_texts_per_s(r) for r in limits],
         "server_ready_s": server.ready_s,
         "peak_rss_mb": peak_rss,
         "bare_round_trip_p50_ms": floor["p50_ms"],

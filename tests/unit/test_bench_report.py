@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.cpu import cpu_share, thread_cpu_seconds
-from bench.run import _limit_texts_per_s, batch_summary, cpu_bound, median_cell, peak_ratios, table, versus_bare
+from bench.run import batch_summary, cpu_bound, limit_texts_per_s, median_cell, peak_ratios, table, versus_bare
 
 
 def cell(texts_per_s: float, p99_us: int) -> dict[str, Any]:
@@ -90,10 +90,9 @@ def test_versus_bare_compares_the_cells_both_servers_ran() -> None:
 
 def test_the_ratio_divides_by_the_sustained_limit_and_reports_the_peak_beside_it() -> None:
     limit = {"limit": {"1": {"batch": 256, "texts_per_s": 7_000.0, "sustained_texts_per_s": 6_000.0}}}
-    assert _limit_texts_per_s(limit) == 6_000.0
-    assert _limit_texts_per_s({"limit": {"1": {"batch": 256, "texts_per_s": 7_000.0}}}) == 7_000.0  # older files
+    assert limit_texts_per_s(limit) == 6_000.0
+    assert limit_texts_per_s({"limit": {"1": {"batch": 256, "texts_per_s": 7_000.0}}}) == 7_000.0  # older files
     sixteen = {**cell(5_600, 200_000), "texts_per_request": 16}
     assert peak_ratios([cell(3_500, 30_000), sixteen], 7_000.0) == (
         "the best 1-s runs' median 7,000, against which texts/s ÷ limit would be 0.50 at 64 x 1, 0.80 at 64 x 16"
     )
-
