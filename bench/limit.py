@@ -30,7 +30,7 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 def measure(predictor: Predictor, texts: list[str], batch: int, seconds: float, repeats: int = 3) -> dict[str, float]:
     """Texts/s for batches of ``batch`` consecutive texts, rotating through ``texts``: the
-    best of ``repeats`` timed runs (this is an upper bound, and the machine is noisy)."""
+    best of ``repeats`` timed runs: a peak, usually above what the core sustains on a noisy machine."""
     offset = 0
 
     def one() -> None:

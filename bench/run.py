@@ -166,7 +166,7 @@ def limit_texts_per_s(limit: dict[str, Any]) -> float:
 
 
 def peak_texts_per_s(limit: dict[str, Any]) -> float:
-    """The best batch size's best 1-second run (of three): an upper bound on a noisy machine."""
+    """The best batch size's best 1-second run (of three): a peak, usually above what the core sustains."""
     return float(limit["limit"]["1"]["texts_per_s"])
 
 
