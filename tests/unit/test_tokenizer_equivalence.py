@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,8 +19,7 @@ from hypothesis import strategies as st
 from bench.corpus import load_texts
 from service.bundle import load_bundle
 from service.tokenizer import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import SHIPPED_MODEL
 
 # The plain form: the patterns and loop the shipped bundle's model was trained with.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
@@ -122,7 +120,7 @@ def reference_ids(tokenizer: Tokenizer, text: str) -> tuple[list[int], bool]:
 
 @pytest.fixture(scope="module")
 def shipped_tokenizer() -> Tokenizer:
-    return load_bundle(REPO / "models" / "sentiment").tokenizer
+    return load_bundle(SHIPPED_MODEL).tokenizer
 
 
 def test_ids_are_the_vocabulary_ids_of_the_tokens(shipped_tokenizer: Tokenizer) -> None:
