@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -366,7 +365,7 @@ def main() -> None:
     if args.rounds > 1:
         print("limit by round: " + ", ".join(f"{t:,.0f}" for t in result["limit_rounds"]) + " texts/s (median used);"
               " best 1-s runs " + ", ".join(f"{t:,.0f}" for t in result["limit_peak_rounds"]))
-    peak = statistics.median(result["limit_peak_rounds"])
+    peak = peak_texts_per_s(median_by(limits, peak_texts_per_s))  # picked as the limit's median is
     print(f"limit {limit_tps:,.0f} texts/s sustained for {args.seconds:g} s; {peak_ratios(cells, peak)}")
     print(f"ready in {server.ready_s:.2f} s; peak RSS {peak_rss:.0f} MB")
     print(f"results in {out}")
