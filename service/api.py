@@ -58,8 +58,7 @@ async def live() -> Response:
 
 async def metrics(request: Request) -> Response:
     svc = services(request)
-    svc.metrics.ready.set(1 if svc.lifecycle.ready else 0)
-    return Response(svc.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    return Response(svc.metrics_page(), media_type=METRICS_CONTENT_TYPE)
 
 
 async def model_info(request: Request) -> Response:

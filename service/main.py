@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from service.predictor import Predictor
 from service.runtime import ModelRuntime, RuntimeOptions
 from service.settings import Settings
 from service.state import Services
+from service.worker_metrics import publish_every
 
 log = logging.getLogger("textserve")
 
@@ -62,18 +64,24 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         predictor.batcher.start()
         svc.attach(predictor)
         batcher, lifecycle = predictor.batcher, svc.lifecycle
-        svc.metrics.track(lambda: batcher.queued_items, lambda: lifecycle.in_flight)
+        svc.metrics.track(lambda: batcher.queued_items, lambda: lifecycle.in_flight, lambda: lifecycle.ready)
         manifest = loaded.bundle.manifest
         served = manifest.files[loaded.model_file].sha256
         svc.metrics.set_model(manifest.name, manifest.version, served, manifest.labels)
         svc.lifecycle.mark_ready()
         log.info("ready", extra={"model": manifest.name, "version": manifest.version, "path": str(loaded.bundle.path)})
+        pages = svc.shared_pages
+        publisher = asyncio.create_task(publish_every(pages)) if pages is not None else None
         try:
             yield
         finally:
             svc.lifecycle.begin_drain()
             await svc.lifecycle.wait_idle(settings.shutdown_grace_s)
             await predictor.batcher.stop()
+            if publisher is not None and pages is not None:
+                publisher.cancel()
+                with contextlib.suppress(OSError):
+                    pages.publish()  # the final counts, kept in the sum after this worker exits
             if access_log is not None:
                 access_log.flush()
             log.info("stopped")

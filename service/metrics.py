@@ -170,10 +170,13 @@ class Metrics:
         # Every label's series exists from the start; the children are kept for the hot path.
         self.predictions_by_label = {label: self.predictions.labels(label) for label in labels}
 
-    def track(self, queued_items: Callable[[], float], in_flight: Callable[[], float]) -> None:
+    def track(
+        self, queued_items: Callable[[], float], in_flight: Callable[[], float], ready: Callable[[], bool]
+    ) -> None:
         """Gauges read from the live state when scraped, instead of being set per request."""
         self.queue_depth_gauge.set_function(queued_items)
         self.in_flight.set_function(in_flight)
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from service.bundle import Manifest
@@ -11,6 +12,7 @@ from service.metrics import Metrics
 from service.predictor import Predictor
 from service.schemas import request_model
 from service.settings import Settings
+from service.worker_metrics import SharedPages
 
 
 class Services:
@@ -25,12 +27,20 @@ class Services:
         self.manifest: Manifest | None = None
         self.model_ref: dict[str, Any] = {}
         self._predictor: Predictor | None = None
+        self.shared_pages: SharedPages | None = None  # set in worker processes (TEXTSERVE_WORKERS > 1)
 
     @property
     def predictor(self) -> Predictor:
         if self._predictor is None:
             raise RuntimeError("model not loaded")
         return self._predictor
+
+    def share_metrics(self, directory: Path, worker: int) -> None:
+        """Serve /metrics as the sum over the workers that publish to ``directory``."""
+        self.shared_pages = SharedPages(directory, worker, self.metrics.render)
+
+    def metrics_page(self) -> bytes:
+        return self.shared_pages.render() if self.shared_pages is not None else self.metrics.render()
 
     def attach(self, predictor: Predictor) -> None:
         self._predictor = predictor
