@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import select
 import sys
 import time
 from typing import Any, BinaryIO
@@ -65,11 +66,14 @@ class AccessLog:
     lookup and formatter per request cost more CPU than the rest of the request's
     bookkeeping), and in batches: lines are written at most FLUSH_AFTER_S after they are
     made, or as soon as FLUSH_BYTES have gathered, and when the app stops. A write per line
-    was a system call per request, and each gave the inference thread the GIL.
+    was a system call per request, and each gave the inference thread the GIL. Each write
+    holds whole lines and at most WRITE_BYTES (PIPE_BUF), so that on a pipe (a container's
+    log) the lines of several worker processes never interleave within a line.
     """
 
     FLUSH_AFTER_S = 0.1
     FLUSH_BYTES = 64 * 1024
+    WRITE_BYTES = select.PIPE_BUF
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stderr.buffer
@@ -93,8 +97,18 @@ class AccessLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._lines:
-            self._stream.write(b"".join(self._lines))
-            self._stream.flush()
-            self._lines.clear()
-            self._size = 0
+        if not self._lines:
+            return
+        start, size = 0, 0
+        for end, line in enumerate(self._lines):
+            if size + len(line) > self.WRITE_BYTES and end > start:
+                self._write(start, end)
+                start, size = end, 0
+            size += len(line)
+        self._write(start, len(self._lines))
+        self._lines.clear()
+        self._size = 0
+
+    def _write(self, start: int, end: int) -> None:
+        self._stream.write(b"".join(self._lines[start:end]))
+        self._stream.flush()

@@ -27,11 +27,19 @@ PROBE_ROUTES = frozenset({
 })
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 # Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID's, at a
-# fraction of uuid4's cost (no urandom call per request).
+# fraction of uuid4's cost (no urandom call per request). A forked worker draws its own.
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
 # nginx's code for "the client closed the connection before the response": never sent.
 CLIENT_CLOSED = 499
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def route_of(scope: Scope) -> str:

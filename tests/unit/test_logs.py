@@ -38,3 +38,26 @@ def test_access_log_times_are_iso_8601_with_milliseconds_in_utc() -> None:
     parsed = dt.datetime.fromisoformat(stamp)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp)
     assert before - dt.timedelta(milliseconds=1) <= parsed <= after
+
+
+class Writes(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[bytes] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.calls.append(bytes(data))
+        return super().write(data)
+
+
+async def test_each_write_is_whole_lines_within_pipe_buf_so_workers_never_interleave() -> None:
+    stream = Writes()
+    log = AccessLog(stream)  # type: ignore[arg-type]
+    entries = [{"request_id": str(i), "pad": "x" * (i % 300)} for i in range(200)]
+    for entry in entries:
+        log.write(entry)
+    log.flush()
+    assert len(stream.calls) > 1
+    assert all(len(call) <= AccessLog.WRITE_BYTES and call.endswith(b"\n") for call in stream.calls)
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == [
+        e["request_id"] for e in entries]
