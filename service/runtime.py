@@ -7,14 +7,13 @@ while the model runs, so the service calls it from a worker thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
 from service.bundle import Bundle, BundleError
+from service.settings import OptimizationLevel
 
-OptimizationLevel = Literal["disable", "basic", "extended", "all"]
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

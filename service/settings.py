@@ -11,7 +11,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.runtime import OptimizationLevel
+# Spelled here, not imported from runtime.py: reading the settings must not import
+# onnxruntime (the worker supervisor reads them and forks without it).
+OptimizationLevel = Literal["disable", "basic", "extended", "all"]
 
 
 class Settings(BaseSettings):
@@ -66,6 +68,12 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "int8"] = "fp32"
     """Which graph of the bundle to serve: fp32 (model.onnx, checked against Keras) or the
     int8 variant (dynamic quantization, faster; its test metrics are in the manifest)."""
+
+    workers: int = Field(1, ge=1, le=64)
+    """Server processes on the port, each with its own copy of the model, event loop and
+    inference thread: one core's worth each. Above 1, a supervisor process starts them,
+    replaces any that dies and passes SIGTERM on; /metrics is their sum. On Kubernetes, keep
+    1 and scale with replicas."""
 
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     """After SIGTERM, how long accepted requests have to finish before the process exits."""
