@@ -81,7 +81,7 @@ cleanup() {
   step ""
   if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
     dc down -v --remove-orphans >/dev/null 2>&1
-    $D rm -f textserve-smoke >/dev/null 2>&1
+    $D rm -f textserve-smoke textserve-workers >/dev/null 2>&1
     kill -TERM "$dpid"
     for _ in $(seq 1 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$dpid" 2>/dev/null && kill -KILL "$dpid"
@@ -314,6 +314,48 @@ $D logs textserve-smoke >"$W/smoke.log" 2>&1
 grep -q '"msg":"draining"' "$W/smoke.log" || { tail -20 "$W/smoke.log"; fail "no drain logged: SIGTERM did not reach the server"; }
 ok "docker stop (SIGTERM): drained and exited 0 in $(($(date +%s) - t_stop)) s"
 $D rm textserve-smoke >/dev/null
+
+step "the API image with two workers (TEXTSERVE_WORKERS=2), locked down the same way"
+$D run -d --name textserve-workers --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+  --network host -e HOST=127.0.0.1 -e PORT="$SMOKE_PORT" -e TEXTSERVE_WORKERS=2 "$API_IMAGE" >/dev/null
+wait_healthy textserve-workers 90 || fail "two workers: HEALTHCHECK never became healthy"
+for _ in $(seq 1 100); do
+  $D logs textserve-workers >"$W/workers.log" 2>&1
+  [ "$(grep -c '"msg":"ready"' "$W/workers.log")" = 2 ] && break
+  sleep 0.2
+done
+[ "$(grep -c '"msg":"ready"' "$W/workers.log")" = 2 ] || { tail -20 "$W/workers.log"; fail "two workers never both ready"; }
+kids=$($D exec textserve-workers cat /proc/1/task/1/children | wc -w)
+[ "$kids" = 2 ] || fail "PID 1 (the supervisor) has $kids children, not 2 workers"
+check_predictions "http://127.0.0.1:$SMOKE_PORT" || fail "two workers: /predict answers"
+python3 - "http://127.0.0.1:$SMOKE_PORT" <<'EOF' || fail "two workers: /metrics is not the sum over both"
+import json, re, sys, time, urllib.request
+base = sys.argv[1]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def answered():  # every call is a new connection: either worker may answer
+    page = opener.open(base + "/metrics", timeout=10).read().decode()
+    m = re.search(r'^textserve_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', page, re.M)
+    return float(m.group(1)) if m else 0.0
+before = answered()
+for i in range(40):
+    req = urllib.request.Request(base + "/predict", data=json.dumps({"texts": [f"flight {i}"]}).encode(),
+                                 headers={"content-type": "application/json"})
+    assert opener.open(req, timeout=10).status == 200
+deadline = time.monotonic() + 10
+while answered() < before + 40:
+    assert time.monotonic() < deadline, (before, answered())
+    time.sleep(0.2)
+seen = [answered() for _ in range(6)]
+assert all(v >= before + 40 for v in seen), seen
+EOF
+ok "two workers: the supervisor is PID 1 with 2 worker children, /predict answers, /metrics counts both"
+$D stop -t 40 textserve-workers >/dev/null
+code=$($D inspect -f '{{.State.ExitCode}}' textserve-workers)
+$D logs textserve-workers >"$W/workers.log" 2>&1
+[ "$code" = 0 ] || { tail -20 "$W/workers.log"; fail "two workers: exit code $code after SIGTERM"; }
+[ "$(grep -c '"msg":"draining"' "$W/workers.log")" = 2 ] || { tail -20 "$W/workers.log"; fail "two workers: not both drained"; }
+ok "two workers: docker stop drained both and exited 0"
+$D rm textserve-workers >/dev/null
 
 step "compose: api + Prometheus (CI override)"
 wait "$prom_build_pid" || { tail -30 "$W/build-prometheus.log"; fail "docker compose build prometheus"; }

@@ -81,7 +81,9 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: FastAPI, settings: Settings) -> int:
+def serve(app: FastAPI, settings: Settings, sockets: list[socket.socket] | None = None) -> int:
+    """Serve until stopped (binding host:port, or on ``sockets`` already listening); the
+    exit code: 0 after a clean stop, 3 if the server never started."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -98,5 +100,5 @@ def serve(app: FastAPI, settings: Settings) -> int:
         http=CoalescingHttpToolsProtocol,
     )
     server = DrainingServer(config, app.state.textserve)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 3

@@ -96,3 +96,20 @@ def test_the_ratio_divides_by_the_sustained_limit_and_reports_the_peak_beside_it
     assert peak_ratios([cell(3_500, 30_000), sixteen], 7_000.0) == (
         "the best 1-s runs' median 7,000, against which texts/s ÷ limit would be 0.50 at 64 x 1, 0.80 at 64 x 16"
     )
+
+
+def test_workers_report_pairs_each_layout_with_one_worker_in_the_same_round() -> None:
+    from bench.workers import LAYOUTS, summarize
+    from bench.workers import table as workers_table
+
+    def round_(one: float, threads: float, two: float) -> dict[str, dict[str, Any]]:
+        return {name: {"cells": {"64 x 1": cell(v, 20_000)}, "rss_mb": 120.0 * (i + 1)}
+                for i, ((name, _), v) in enumerate(zip(LAYOUTS, (one, threads, two), strict=True))}
+
+    # The machine was slow in the second round: the ratio is taken within each round.
+    rows = summarize([round_(4_000, 5_000, 7_000), round_(2_000, 2_400, 3_800), round_(4_200, 5_000, 7_200)])
+    two = rows[-1]
+    assert two["layout"] == "2 workers" and two["texts_per_s"] == 7_000 and two["range"] == (3_800, 7_200)
+    assert two["ratio"] == pytest.approx(7_000 / 4_000)  # median of 1.75, 1.90, 1.71
+    assert rows[0]["ratio"] == 1.0
+    assert "| 2 workers | 64 x 1 | 7,000 | 3,800-7,200 | 1.75 |" in workers_table(rows)

@@ -1,0 +1,104 @@
+"""``TEXTSERVE_WORKERS=2``: a real supervisor and two real worker processes on one port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from tests.e2e.server import ServerProcess
+from tests.e2e.test_server import flip_model_byte, run_service
+
+pytestmark = pytest.mark.e2e
+T = TypeVar("T")
+PREDICT_OK = re.compile(r'^textserve_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', re.M)
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("not within the time allowed")
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def answered(url: str) -> float:
+    """/predict 200s on the /metrics page, fetched on a new connection (any worker)."""
+    page = httpx.get(url + "/metrics", headers={"connection": "close"}).text
+    match = PREDICT_OK.search(page)
+    return float(match.group(1)) if match else 0.0
+
+
+def predict_on_new_connections(url: str, n: int) -> list[int]:
+    return [
+        httpx.post(url + "/predict", json={"texts": [f"flight {i} was fine"]}, headers={"connection": "close"}).status_code
+        for i in range(n)
+    ]
+
+
+def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_bundle_dir: Path) -> None:
+    server = ServerProcess(shipped_bundle_dir, workers=2, shutdown_grace_s=10).start()
+    try:
+        assert server.proc is not None
+        eventually(lambda: server.logs().count('"msg":"ready"') == 2)
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+
+        assert predict_on_new_connections(server.url, 60) == [200] * 60
+        request_ids = eventually(lambda: re.findall(r'"request_id":"(\w{32})","method":"POST"', server.logs())
+                                 if server.logs().count('"route":"/predict"') >= 60 else None)
+        assert len({rid[:16] for rid in request_ids}) == 2  # both workers answered some
+        eventually(lambda: answered(server.url) == 60)
+        assert [answered(server.url) for _ in range(8)] == [60.0] * 8  # whichever worker is asked
+
+        os.kill(min(workers), signal.SIGKILL)
+        replaced = eventually(lambda: (now := children(server.proc.pid)) != workers and len(now) == 2 and now)
+        assert min(workers) not in replaced
+        eventually(lambda: server.logs().count('"msg":"ready"') == 3)
+        assert predict_on_new_connections(server.url, 10) == [200] * 10
+        eventually(lambda: answered(server.url) >= 70)  # the killed worker's count is kept
+
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        assert not children(server.proc.pid)
+    finally:
+        server.stop()
+
+
+def test_a_second_service_on_the_same_port_is_refused(shipped_bundle_dir: Path) -> None:
+    with ServerProcess(shipped_bundle_dir, workers=2) as server:
+        result = run_service(shipped_bundle_dir, TEXTSERVE_PORT=str(server.port), TEXTSERVE_WORKERS="2")
+        assert result.returncode == 3
+        assert "cannot listen" in result.stderr
+        assert predict_on_new_connections(server.url, 4) == [200] * 4
+
+
+def test_a_damaged_bundle_stops_the_workers_with_one_clear_line(bundle_copy: Path) -> None:
+    flip_model_byte(bundle_copy)
+    result = run_service(bundle_copy, TEXTSERVE_WORKERS="3")
+    assert result.returncode == 1
+    clear = [line for line in result.stderr.splitlines() if line.startswith("textserve: ")]
+    assert len(clear) == 1
+    assert "model.onnx fails its sha256 check" in clear[0]
