@@ -200,9 +200,13 @@ def serve_workers(settings: Settings, work: Callable[[Settings, Path], int]) -> 
     try:
         check_port_free(settings.host, settings.port)
     except OSError as exc:
-        log.error("cannot listen", extra={"host": settings.host, "port": settings.port, "error": str(exc)})
+        print(f"textserve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 3
-    metrics_dir = Path(tempfile.mkdtemp(prefix="textserve-metrics-"))
+    try:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="textserve-metrics-"))
+    except OSError as exc:
+        print(f"textserve: the workers need a writable temporary directory for /metrics: {exc}", file=sys.stderr)
+        return 1
     try:
         supervisor = Supervisor(
             settings.workers,

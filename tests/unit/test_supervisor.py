@@ -14,7 +14,8 @@ import pytest
 
 from service import supervisor
 from service.middleware import new_request_id
-from service.supervisor import Supervisor, check_port_free, reuse_port_socket
+from service.settings import Settings
+from service.supervisor import Supervisor, check_port_free, reuse_port_socket, serve_workers
 
 
 def test_a_worker_that_never_gets_ready_stops_the_service_with_its_code(tmp_path: Path) -> None:
@@ -80,3 +81,18 @@ def test_a_forked_worker_draws_its_own_request_id_prefix() -> None:
     child = os.read(read, 64).decode()
     assert len(child) == 32
     assert child[:16] != new_request_id()[:16]
+
+
+def test_workers_without_a_writable_temporary_directory_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unwritable(prefix: str) -> str:
+        raise PermissionError(13, "Permission denied", "/tmp")
+
+    monkeypatch.setattr(supervisor.tempfile, "mkdtemp", unwritable)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(host="127.0.0.1", port=port, workers=2)
+    assert serve_workers(settings, lambda *_: pytest.fail("no worker may start")) == 1
+    assert capsys.readouterr().err.startswith("textserve: the workers need a writable temporary directory")
