@@ -139,7 +139,11 @@ class Supervisor:
         parent = os.getpid()
         # Blocked across the fork, so that the child never runs the supervisor's handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+            raise
         if pid:
             self.children[pid] = slot
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
