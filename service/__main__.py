@@ -61,13 +61,12 @@ def serve_process(settings: Settings, metrics_dir: Path | None = None) -> int:
     app = create_app(settings, runtime=runtime)
     if metrics_dir is None:
         return serve(app, settings)
-    from service.supervisor import reuse_port_socket
+    from service.supervisor import cannot_listen, reuse_port_socket
 
     try:
         sock = reuse_port_socket(settings.host, settings.port)
     except OSError as exc:
-        print(f"textserve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 3
+        return cannot_listen(settings, exc)
     app.state.textserve.share_metrics(metrics_dir, os.getpid())
     return serve(app, settings, sockets=[sock])
 

@@ -68,6 +68,12 @@ def check_port_free(host: str, port: int) -> None:
         probe.bind(address)
 
 
+def cannot_listen(settings: Settings, exc: OSError) -> int:
+    """Say why the port cannot be had, as the other start-up refusals do; the exit code."""
+    print(f"textserve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+    return 3
+
+
 def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port that other workers may bind too."""
     family, address = _address(host, port)
@@ -204,8 +210,7 @@ def serve_workers(settings: Settings, work: Callable[[Settings, Path], int]) -> 
     try:
         check_port_free(settings.host, settings.port)
     except OSError as exc:
-        print(f"textserve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 3
+        return cannot_listen(settings, exc)
     try:
         metrics_dir = Path(tempfile.mkdtemp(prefix="textserve-metrics-"))
     except OSError as exc:
