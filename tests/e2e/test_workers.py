@@ -13,6 +13,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from bench.workers import children
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import flip_model_byte, run_service
 
@@ -29,19 +30,6 @@ def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
             return found
         time.sleep(0.05)
     raise AssertionError("not within the time allowed")
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def answered(url: str) -> float:
@@ -63,7 +51,7 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
     try:
         assert server.proc is not None
         eventually(lambda: server.logs().count('"msg":"ready"') == 2)
-        workers = children(server.proc.pid)
+        workers = set(children(server.proc.pid))
         assert len(workers) == 2
 
         assert predict_on_new_connections(server.url, 60) == [200] * 60
@@ -74,7 +62,7 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         assert [answered(server.url) for _ in range(8)] == [60.0] * 8  # whichever worker is asked
 
         os.kill(min(workers), signal.SIGKILL)
-        replaced = eventually(lambda: (now := children(server.proc.pid)) != workers and len(now) == 2 and now)
+        replaced = eventually(lambda: (now := set(children(server.proc.pid))) != workers and len(now) == 2 and now)
         assert min(workers) not in replaced
         eventually(lambda: server.logs().count('"msg":"ready"') == 3)
         assert predict_on_new_connections(server.url, 10) == [200] * 10
