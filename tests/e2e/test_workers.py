@@ -39,6 +39,14 @@ def answered(url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def workers_server(bundle: Path, tmp: Path, **settings: object) -> ServerProcess:
+    """Two workers, their shared metrics directory under ``tmp``: a supervisor stopped with
+    SIGKILL (``ServerProcess.stop``) cannot remove it itself."""
+    server = ServerProcess(bundle, workers=2, **settings)
+    server.env["TMPDIR"] = str(tmp)
+    return server
+
+
 def predict_on_new_connections(url: str, n: int) -> list[int]:
     return [
         httpx.post(url + "/predict", json={"texts": [f"flight {i} was fine"]}, headers={"connection": "close"}).status_code
@@ -46,8 +54,8 @@ def predict_on_new_connections(url: str, n: int) -> list[int]:
     ]
 
 
-def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_bundle_dir: Path) -> None:
-    server = ServerProcess(shipped_bundle_dir, workers=2, shutdown_grace_s=10).start()
+def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_bundle_dir: Path, tmp_path: Path) -> None:
+    server = workers_server(shipped_bundle_dir, tmp_path, shutdown_grace_s=10).start()
     try:
         assert server.proc is not None
         eventually(lambda: server.logs().count('"msg":"ready"') == 2)
@@ -75,8 +83,8 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         server.stop()
 
 
-def test_a_second_service_on_the_same_port_is_refused(shipped_bundle_dir: Path) -> None:
-    with ServerProcess(shipped_bundle_dir, workers=2) as server:
+def test_a_second_service_on_the_same_port_is_refused(shipped_bundle_dir: Path, tmp_path: Path) -> None:
+    with workers_server(shipped_bundle_dir, tmp_path) as server:
         result = run_service(shipped_bundle_dir, TEXTSERVE_PORT=str(server.port), TEXTSERVE_WORKERS="2")
         assert result.returncode == 3
         (line,) = result.stderr.strip().splitlines()
