@@ -6,10 +6,17 @@ each batch in a worker thread, then hands every job its slice of the results.
 
 When a batch closes:
 
-* at once, when the queue is empty and the previous batch saw no new arrivals while it
-  ran (an idle server): a lone request never waits for company;
-* under load (requests arrived while the previous batch ran), when it is full or its
-  oldest item has waited ``max_delay`` seconds (monotonic clock), whichever comes first.
+* at once on an idle server (no request arrived while the previous batch ran, and that
+  batch was not itself held): a lone request never waits for company;
+* under load (requests arrived while the previous batch ran, or it was held and more than
+  one request was waiting on the model when it finished), when it is full, or when it
+  holds as many requests as were waiting on the model when it became free (the requests
+  its last run answered, whose clients may send again, plus those already queued), or
+  ``max_delay`` seconds (monotonic clock) after the model became free, whichever comes
+  first. So no text waits more than ``max_delay`` beyond the moment the model could have
+  taken it, and clients that send their next request as soon as they get an answer (a
+  closed loop) end up sharing one run instead of splitting into two halves that take
+  turns, each half a batch run while the other half is answered.
 
 A full queue fails fast (:class:`QueueFullError`); a job whose waiter has gone (timeout,
 cancelled, client gone) is dropped before it reaches the model; a failing batch fails
@@ -92,7 +99,9 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._arrivals = 0  # jobs enqueued since the current batch started
         self._wake_at = 1  # queued texts at which submit() wakes the worker
+        self._wake_jobs = 1  # ... or queued jobs
         self._busy = False
+        self._held: list[_Job[Any]] = []  # the batch being collected (held for company)
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -105,8 +114,8 @@ class MicroBatcher:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing running."""
-        return not self._queue and not self._busy
+        """Nothing queued, held or running."""
+        return not self._queue and not self._held and not self._busy
 
     def start(self) -> None:
         if self._worker is not None:
@@ -141,7 +150,7 @@ class MicroBatcher:
         self._queue.extend(jobs)
         self._queued_items += len(items)
         self._arrivals += len(jobs)
-        if self._queued_items >= self._wake_at:
+        if self._queued_items >= self._wake_at or len(self._queue) >= self._wake_jobs:
             wakeup.set()
         try:
             if len(jobs) == 1:
@@ -158,6 +167,8 @@ class MicroBatcher:
     async def drain(self) -> None:
         """Refuse new work, then wait until everything accepted has been answered."""
         self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.set()  # a batch held for company goes now: no one else may join
         while not self.idle:
             await asyncio.sleep(0.005)
 
@@ -197,48 +208,75 @@ class MicroBatcher:
             size += len(job.items)
         return size
 
-    async def _collect(self, under_load: bool) -> list[_Job[Any]]:
+    async def _collect(self, under_load: bool, expected: int, free_at: float) -> list[_Job[Any]]:
+        """The next batch. Under load it is held until it has ``expected`` jobs, is full,
+        or ``max_delay`` has passed since ``free_at`` (when the model became free)."""
         assert self._wakeup is not None
         wakeup = self._wakeup
         batch: list[_Job[Any]] = []
+        self._held = batch
         size = 0
         while not batch:
             wakeup.clear()
             size = self._take_ready(batch, 0)
             if not batch:
                 await wakeup.wait()
-        if not under_load or self.max_delay <= 0:
+        if not under_load or self.max_delay <= 0 or self._closed:
             return batch
-        # Under load: let the batch fill until its oldest job has waited max_delay. A
-        # non-empty queue here means its head does not fit: the batch is as full as it gets.
-        remaining = batch[0].enqueued_at + self.max_delay - time.monotonic()
-        if remaining > 0 and size < self.max_batch_size and not self._queue:
-            # One sleep, cut short only once enough texts are queued to fill the batch:
-            # submit() does not wake the worker for each arrival in between.
-            self._wake_at = self.max_batch_size - size
-            wakeup.clear()
-            timer = asyncio.get_running_loop().call_later(remaining, wakeup.set)
-            try:
+        # A non-empty queue after _take_ready means its head does not fit: the batch is as
+        # full as it gets.
+        if len(batch) >= expected or size >= self.max_batch_size or self._queue:
+            return batch
+        remaining = free_at + self.max_delay - time.monotonic()
+        if remaining <= 0:
+            return batch
+        # One timer; submit() wakes the worker only once enough jobs or texts are queued.
+        # The timer's firing ends the hold, not a look at the clock: loops may run a timer
+        # a hair early, and a hold that outlived its timer would wait for arrivals that
+        # cannot come when every client's request is already in the batch.
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            wakeup.set()
+
+        timer = asyncio.get_running_loop().call_later(remaining, expire)
+        try:
+            while not expired:
+                self._wake_at = self.max_batch_size - size
+                self._wake_jobs = expected - len(batch)
+                wakeup.clear()
                 await wakeup.wait()
-            finally:
-                timer.cancel()
-                self._wake_at = 1
-            self._take_ready(batch, size)
+                size = self._take_ready(batch, size)
+                if len(batch) >= expected or size >= self.max_batch_size or self._queue or self._closed:
+                    break
+        finally:
+            timer.cancel()
+            self._wake_at = self._wake_jobs = 1
         return batch
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         under_load = False
+        expected = 0
+        free_at = time.monotonic()
         while True:
-            batch = await self._collect(under_load)
+            batch = await self._collect(under_load, expected, free_at)
             self._arrivals = 0
             self._busy = True
+            self._held = []
             try:
                 await self._run(loop, batch)
             finally:
                 self._busy = False
-            # Requests that arrived while the model ran mean more are coming: worth waiting for.
-            under_load = self._arrivals > 0
+            free_at = time.monotonic()
+            # The jobs just answered (their clients may send again) and those already waiting.
+            expected = len(batch) + sum(job.queued for job in self._queue)
+            # Requests that arrived while the model ran mean more are coming: worth waiting
+            # for. A batch that was held and gathered everyone leaves no one to arrive while
+            # it runs, yet its clients are still there: keep holding while there are several.
+            under_load = self._arrivals > 0 or (under_load and expected > 1)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Job[Any]]) -> None:
         live = [job for job in batch if not job.future.done()]

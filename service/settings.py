@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     """Most texts in one onnxruntime run; larger requests are split across runs."""
 
     max_batch_delay_ms: float = Field(2.0, ge=0, le=1000)
-    """Under load, how long the oldest queued text may wait for the batch to fill.
-    A request reaching an idle server never waits."""
+    """Under load, how long a batch may be held, after the model is free, for the clients
+    the last run answered to send again. A request reaching an idle server never waits."""
 
     max_queue_size: int = Field(2048, ge=1)
     """Most texts waiting for the model; beyond it requests get 503 with Retry-After."""

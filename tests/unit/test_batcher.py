@@ -6,9 +6,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 
+import service.batcher as batcher_module
 from service.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 
 
@@ -166,6 +168,92 @@ async def test_the_delay_is_bounded_by_the_oldest_item() -> None:
     waited = time.monotonic() - queued_at
     await batcher.stop()
     assert 0.04 <= waited < 0.5
+
+
+async def _held_under_load(model: FakeModel, batcher: MicroBatcher, items: list[int]) -> list[asyncio.Task[list[int]]]:
+    """Hold the model with [100] while ``items`` arrive one per request (so the server is
+    under load), then let it go: the batcher now expects len(items) + 1 requests."""
+    first = await hold_model(model, batcher)
+    tasks = [asyncio.create_task(batcher.submit([i])) for i in items]
+    await asyncio.sleep(0.005)
+    assert model.gate is not None
+    model.gate.set()
+    assert await first == [200]
+    return tasks
+
+
+async def test_clients_that_come_back_share_one_run_as_soon_as_all_are_back() -> None:
+    """A closed loop: each client sends its next request soon after its answer, one after
+    another (as an event loop answers them). The clients end up sharing every run, and
+    each run starts the moment the last of them is back, not when max_delay runs out."""
+    model = FakeModel(delay=0.005)
+    recorder = Recorder()
+    batcher = make(model, max_batch_size=64, max_delay=0.5, observer=recorder)
+    batcher.start()
+    clients = 6
+    running = True
+
+    async def client(c: int) -> None:
+        while running:
+            assert await batcher.submit([c]) == [2 * c]
+            await asyncio.sleep(0.001 * c)  # answered in turn: the clients come back spread out
+
+    tasks = [asyncio.create_task(client(c)) for c in range(clients)]
+    await asyncio.sleep(0.3)
+    sizes = list(recorder.sizes)
+    running = False
+    await asyncio.gather(*tasks)  # the last run is held (for max_delay) for clients that left
+    await batcher.stop()
+    # Each cycle is a 5 ms run and ~5 ms for the last client to return: ~30 in 0.3 s. Were
+    # the held runs waiting out max_delay (0.5 s), there would be at most two.
+    assert len(sizes) >= 10
+    assert sizes[3:] == [clients] * len(sizes[3:])  # after the first few, everyone in every run
+
+
+async def test_a_held_batch_goes_max_delay_after_the_model_is_free_when_clients_do_not_return() -> None:
+    model = FakeModel()
+    recorder = Recorder()
+    batcher = make(model, max_delay=0.05, observer=recorder)
+    batcher.start()
+    a, b = await _held_under_load(model, batcher, [1, 2])
+    free_at = time.monotonic()
+    assert await a == [2] and await b == [4]  # held for the third (the [100] client's) ...
+    assert 0.04 <= time.monotonic() - free_at < 0.5  # ... until max_delay, then run
+    # [1, 2] ran together: the next request is held for its companion up to max_delay too.
+    started = time.monotonic()
+    assert await batcher.submit([3]) == [6]
+    assert 0.04 <= time.monotonic() - started < 0.5
+    await batcher.stop()
+    assert recorder.sizes == [1, 2, 1]
+
+
+async def test_a_hold_ends_when_its_timer_fires_whatever_the_clock_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event loop may run a timer a hair before the clock reaches it. Here the batcher's
+    clock runs at half speed, so when the hold's timer fires, the clock says it is early:
+    the hold must end anyway, or it would wait for clients whose requests are all in it."""
+    real = time.monotonic
+    origin = real()
+    monkeypatch.setattr(batcher_module, "time", SimpleNamespace(monotonic=lambda: origin + (real() - origin) / 2, perf_counter=time.perf_counter))
+    model = FakeModel()
+    batcher = make(model, max_delay=0.05)
+    batcher.start()
+    a, b = await _held_under_load(model, batcher, [1, 2])
+    async with asyncio.timeout(2):
+        assert await a == [2] and await b == [4]
+    await batcher.stop()
+
+
+async def test_stop_runs_a_held_batch_at_once_and_answers_it() -> None:
+    model = FakeModel()
+    batcher = make(model, max_delay=5.0)  # the batch would be held this long for its third
+    batcher.start()
+    a, b = await _held_under_load(model, batcher, [1, 2])
+    await asyncio.sleep(0.01)
+    assert not batcher.idle  # held, neither queued nor running, yet not idle
+    started = time.monotonic()
+    await batcher.stop()
+    assert time.monotonic() - started < 1.0
+    assert a.result() == [2] and b.result() == [4]
 
 
 async def test_a_full_queue_refuses_at_once() -> None:
