@@ -153,7 +153,7 @@ async def test_under_load_a_batch_waits_for_company_up_to_max_delay() -> None:
     assert max(recorder.waits) < 0.2 + 0.1
 
 
-async def test_the_delay_is_bounded_by_the_oldest_item() -> None:
+async def test_a_held_batch_waits_no_more_than_max_delay_once_the_model_is_free() -> None:
     model = FakeModel()
     batcher = make(model, max_delay=0.05)
     batcher.start()
@@ -233,7 +233,8 @@ async def test_a_hold_ends_when_its_timer_fires_whatever_the_clock_says(monkeypa
     the hold must end anyway, or it would wait for clients whose requests are all in it."""
     real = time.monotonic
     origin = real()
-    monkeypatch.setattr(batcher_module, "time", SimpleNamespace(monotonic=lambda: origin + (real() - origin) / 2, perf_counter=time.perf_counter))
+    half_speed = SimpleNamespace(monotonic=lambda: origin + (real() - origin) / 2, perf_counter=time.perf_counter)
+    monkeypatch.setattr(batcher_module, "time", half_speed)
     model = FakeModel()
     batcher = make(model, max_delay=0.05)
     batcher.start()
