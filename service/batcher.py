@@ -208,6 +208,11 @@ class MicroBatcher:
             size += len(job.items)
         return size
 
+    def _gathered(self, batch: list[_Job[Any]], size: int, expected: int) -> bool:
+        """Nothing more to hold a batch for: everyone expected is in, it is full (a queue
+        left after ``_take_ready`` means its head does not fit), or the batcher is draining."""
+        return len(batch) >= expected or size >= self.max_batch_size or bool(self._queue) or self._closed
+
     async def _collect(self, under_load: bool, expected: int, free_at: float) -> list[_Job[Any]]:
         """The next batch. Under load it is held until it has ``expected`` jobs, is full,
         or ``max_delay`` has passed since ``free_at`` (when the model became free)."""
@@ -221,11 +226,7 @@ class MicroBatcher:
             size = self._take_ready(batch, 0)
             if not batch:
                 await wakeup.wait()
-        if not under_load or self.max_delay <= 0 or self._closed:
-            return batch
-        # A non-empty queue after _take_ready means its head does not fit: the batch is as
-        # full as it gets.
-        if len(batch) >= expected or size >= self.max_batch_size or self._queue:
+        if not under_load or self.max_delay <= 0 or self._gathered(batch, size, expected):
             return batch
         remaining = free_at + self.max_delay - time.monotonic()
         if remaining <= 0:
@@ -249,7 +250,7 @@ class MicroBatcher:
                 wakeup.clear()
                 await wakeup.wait()
                 size = self._take_ready(batch, size)
-                if len(batch) >= expected or size >= self.max_batch_size or self._queue or self._closed:
+                if self._gathered(batch, size, expected):
                     break
         finally:
             timer.cancel()
