@@ -9,25 +9,19 @@ On a machine whose speed swings from one second to the next, a best-of-three sec
 what the core sustains, so ``--sustained SECONDS`` also runs the best batch size once for that
 long: the figure to compare with a server's throughput over a load run of the same length.
 
-``--probe`` keeps one process (one model, one thread) waiting on stdin instead: each line
-``BATCH SECONDS`` runs that batch size for that long and prints ``{"texts_per_s": ...}``.
-``bench/run.py`` uses it to measure the limit right before and right after every load cell.
-
     python -m bench.limit [--model models/sentiment] [--threads 1 2] [--seconds 1.5] [--sustained 10] [--json out.json]
-    python -m bench.limit --probe [--model models/sentiment] [--precision int8]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bench.corpus import load_texts
-from service.bundle import Bundle, load_bundle
+from service.bundle import load_bundle
 from service.predictor import Predictor
 from service.runtime import ModelRuntime, RuntimeOptions
 
@@ -80,7 +74,9 @@ def run(
     rows = []
     limit: dict[str, dict[str, Any]] = {}
     for n_threads in threads:
-        predictor = _predictor(bundle, n_threads, precision)
+        options = RuntimeOptions(intra_op_threads=n_threads, inter_op_threads=1, variant=precision)
+        runtime = ModelRuntime(bundle, options)
+        predictor = Predictor(runtime, max_batch_size=max(batch_sizes), max_delay=0, max_queue_size=max(batch_sizes))
         mine = [
             {"threads": n_threads, "batch": batch, **measure(predictor, texts, batch, seconds)} for batch in batch_sizes
         ]
@@ -99,25 +95,6 @@ def run(
             str(n): next(r["ms_per_run"] for r in rows if r["threads"] == n and r["batch"] == 1) for n in threads
         },
     }
-
-
-def _predictor(bundle: Bundle, n_threads: int, precision: str) -> Predictor:
-    options = RuntimeOptions(intra_op_threads=n_threads, inter_op_threads=1, variant=precision)
-    return Predictor(ModelRuntime(bundle, options), max_batch_size=max(BATCH_SIZES), max_delay=0,
-                     max_queue_size=max(BATCH_SIZES))
-
-
-def probe(model: Path, precision: str, commands: TextIO, out: TextIO) -> None:
-    """One thread, one model loaded once: for each ``BATCH SECONDS`` line of ``commands``,
-    that batch size run once for that long, its texts/s written to ``out`` as a JSON line.
-    Ends when ``commands`` does."""
-    texts = load_texts()
-    predictor = _predictor(load_bundle(model), 1, precision)
-    for line in commands:
-        batch, seconds = line.split()
-        measured = measure(predictor, texts, int(batch), float(seconds), repeats=1)
-        out.write(json.dumps({"texts_per_s": measured["texts_per_s"]}) + "\n")
-        out.flush()
 
 
 def table(result: dict[str, Any]) -> str:
@@ -144,12 +121,7 @@ def main() -> None:
                         help="also run the best batch size once for this many seconds")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="which graph of the bundle")
     parser.add_argument("--json", type=Path, help="also write the result here")
-    parser.add_argument("--probe", action="store_true",
-                        help="wait for 'BATCH SECONDS' lines on stdin and answer each with its texts/s")
     args = parser.parse_args()
-    if args.probe:
-        probe(args.model, args.precision, sys.stdin, sys.stdout)
-        return
     result = run(args.model, args.threads, args.seconds, precision=args.precision, sustained=args.sustained)
     print(table(result))
     for n, best in result["limit"].items():

@@ -16,12 +16,6 @@ shows each cell's median round (its latencies and batch sizes are that round's),
 of texts/s over the rounds, and the ratio to the median limit: on a shared, noisy machine
 one round can be 20% off.
 
-Right before and right after every cell, one process kept for the purpose (``bench.limit
---probe``, on the server's core while the server idles) runs the limit's best batch size for
-``--probe-seconds`` (3): "÷ limit around" divides a cell's texts/s by the mean of the two. On
-this machine the core's speed drifts by a fifth within minutes, so this ratio compares a
-cell with the core as it was during that cell, not with a limit measured minutes before it.
-
 With ``--bare [CONC ...]`` every round also runs ``bench/bare_server.py`` (the same uvicorn,
 tokenizer, batcher and model with nothing else) at those concurrencies, and the report gives
 textserve's texts/s as a share of it: how far the design itself gets on this machine.
@@ -35,7 +29,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -163,58 +156,6 @@ def measure_limit(model: str, cpu: str, precision: str, sustained: float) -> dic
     return limit
 
 
-class LimitProbe:
-    """``bench.limit --probe`` pinned to ``cpu``: the model loaded once, run on request."""
-
-    def __init__(self, model: str, cpu: str, precision: str) -> None:
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu, sys.executable, "-m", "bench.limit", "--probe", "--model", model,
-             "--precision", precision],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-
-    def texts_per_s(self, batch: int, seconds: float) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{batch} {seconds}\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"the limit probe exited with {self.proc.wait(30)}")
-        return float(json.loads(line)["texts_per_s"])
-
-    def close(self) -> None:
-        """End of stdin ends the probe."""
-        with self.proc:  # closes both pipes and waits
-            pass
-
-
-class Brackets:
-    """The limit measured between cells: each cell gets the mean of the probe runs right
-    before and right after it (the one after is the next cell's one before)."""
-
-    def __init__(self, probe: LimitProbe | None, seconds: float) -> None:
-        self.probe = probe
-        self.seconds = seconds
-        self.batch = 0
-        self.last: float | None = None
-
-    def start_round(self, batch: int) -> None:
-        self.batch = batch
-        self.last = self._measure()
-
-    def _measure(self) -> float | None:
-        return self.probe.texts_per_s(self.batch, self.seconds) if self.probe is not None else None
-
-    def around(self, cell: dict[str, Any]) -> None:
-        """Measure the limit after ``cell`` and note the cell's ratio to its bracket."""
-        before, after = self.last, self._measure()
-        self.last = after
-        if before is not None and after is not None:
-            cell["limit_around"] = (before + after) / 2
-            cell["ratio_around"] = cell["texts_per_s"] / cell["limit_around"]
-            print(f"    limit around it {before:,.0f} / {after:,.0f} texts/s: ÷ {cell['ratio_around']:.2f}", flush=True)
-
-
 def limit_texts_per_s(limit: dict[str, Any]) -> float:
     """The limit at one onnxruntime thread: its best batch size run as long as a load cell.
     This is what a server's texts/s is divided by: both are averages over the same length of
@@ -236,15 +177,9 @@ def median_by(items: list[dict[str, Any]], key: Any) -> dict[str, Any]:
 
 
 def median_cell(cell_runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median round by texts/s; "÷ limit around" is the median of every round's own
-    ratio (each round's cell against the limit measured around it), not the median round's."""
     cell = dict(median_by(cell_runs, lambda c: c["texts_per_s"]))
     cell["rounds_texts_per_s"] = [c["texts_per_s"] for c in cell_runs]
     cell["rounds_p99_us"] = [c["latency_us"]["p99"] for c in cell_runs]
-    ratios = [c["ratio_around"] for c in cell_runs if "ratio_around" in c]
-    if len(ratios) == len(cell_runs):
-        cell["rounds_ratio_around"] = ratios
-        cell["ratio_around"] = statistics.median_low(ratios)
     return cell
 
 
@@ -257,10 +192,10 @@ def table(result: dict[str, Any]) -> str:
     rounds = result.get("rounds", 1) > 1
     lines = [
         "| conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
-        + " p50 ms | p90 ms | p99 ms | errors | batch mean | batch p50 | batch p90 | ÷ limit | ÷ limit around |"
+        + " p50 ms | p90 ms | p99 ms | errors | batch mean | batch p50 | batch p90 | ÷ limit |"
         " loop µs/req | model µs/text | core busy |",
         "| ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
-        + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in result["cells"]:
         lat, b = c["latency_us"], c["batches"]
@@ -271,7 +206,6 @@ def table(result: dict[str, Any]) -> str:
             + (f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else "")
             + f" {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {c['error_count']}"
             f" | {b['mean']:.1f} | {fmt_le(b['p50_le'])} | {fmt_le(b['p90_le'])} | {c['texts_per_s'] / limit:.2f} |"
-            + (f" {c['ratio_around']:.2f} |" if "ratio_around" in c else " - |")
             + (f" {cpu['loop_us_per_request']:,.0f} | {cpu['model_us_per_text']:,.0f} | {cpu['busy']:.0%} |"
                if cpu else " - | - | - |")
         )
@@ -304,15 +238,6 @@ def peak_ratios(cells: list[dict[str, Any]], peak_texts_per_s: float) -> str:
     return f"the best 1-s runs' median {peak_texts_per_s:,.0f}" + (
         ", against which texts/s ÷ limit would be " + ", ".join(ratios) if ratios else ""
     )
-
-
-def ratios_around(cells: list[dict[str, Any]], server: str) -> list[str]:
-    """Per 64-client cell: its texts/s ÷ the limit measured around it, round by round."""
-    return [
-        f"{server} conc 64 x {c['texts_per_request']}: ÷ limit around, by round "
-        + " / ".join(f"{r:.2f}" for r in c["rounds_ratio_around"]) + f" (median {c['ratio_around']:.2f})"
-        for c in cells if c["concurrency"] == 64 and "rounds_ratio_around" in c
-    ]
 
 
 def versus_bare(cells: list[dict[str, Any]], bare_cells: list[dict[str, Any]], limit_texts_per_s: float) -> list[str]:
@@ -360,8 +285,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the limit and every cell this many times; the table shows each cell's"
                              " median round, its range, and the ratio to the median limit")
-    parser.add_argument("--probe-seconds", type=float, default=3,
-                        help="run the limit this long before and after every cell for '÷ limit around' (0: not)")
     parser.add_argument("--bare", type=int, nargs="*", metavar="CONC",
                         help="also run bench/bare_server.py (the least a server of this design does) at these"
                              " concurrencies (default 64), interleaved with the service in every round")
@@ -379,8 +302,6 @@ def main() -> None:
     bare_runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     peak_rss = rss
     bare: Server | None = None
-    probe = LimitProbe(args.model, args.server_cpu, precision) if args.probe_seconds > 0 else None
-    brackets = Brackets(probe, args.probe_seconds)
     try:
         if bare_concurrency:
             bare = Server(args.server_cpu, args.port + 1, env, module="bench.bare_server")
@@ -390,26 +311,19 @@ def main() -> None:
                 print(f"round {round_no} of {args.rounds}", flush=True)
             # The server idles on its CPU meanwhile, so the limit is measured on the same core.
             limits.append(measure_limit(args.model, args.server_cpu, precision, args.seconds))
-            brackets.start_round(int(limits[-1]["limit"]["1"]["batch"]))
             for texts in args.texts:
                 for conc in args.concurrency:
-                    cell = measure_cell(server, conc, texts, args)
-                    brackets.around(cell)
-                    runs.setdefault((conc, texts), []).append(cell)
+                    runs.setdefault((conc, texts), []).append(measure_cell(server, conc, texts, args))
                     peak_rss = max(peak_rss, rss_mb(server.proc.pid))
             if bare is not None:
                 print("  bare server (bench/bare_server.py):", flush=True)
                 for texts in args.texts:
                     for conc in bare_concurrency:
-                        cell = measure_cell(bare, conc, texts, args)
-                        brackets.around(cell)
-                        bare_runs.setdefault((conc, texts), []).append(cell)
+                        bare_runs.setdefault((conc, texts), []).append(measure_cell(bare, conc, texts, args))
     finally:
         server.stop()
         if bare is not None:
             bare.stop()
-        if probe is not None:
-            probe.close()
     limit = median_by(limits, limit_texts_per_s)
     limit_tps = limit_texts_per_s(limit)
     cells = [median_cell(cell_runs) for cell_runs in runs.values()]
@@ -439,9 +353,6 @@ def main() -> None:
         print(table({**result, "cells": bare_cells}))
         print()
         print("\n".join(versus_bare(cells, bare_cells, limit_tps)))
-    around = ratios_around(cells, "textserve") + ratios_around(bare_cells, "bare server")
-    if around:
-        print("\n" + "\n".join(around))
     c1 = next((c for c in cells if c["concurrency"] == 1 and c["texts_per_request"] == 1), None)
     if c1 is not None and floor["p50_ms"] is not None:
         budget = floor["p50_ms"] + limit["batch1_ms"]["1"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bench.limit import run
-from bench.run import LimitProbe
 from tests.conftest import SHIPPED_MODEL
 
 
@@ -18,13 +17,3 @@ def test_the_best_batch_size_runs_once_more_for_the_sustained_figure() -> None:
 def test_without_a_sustained_time_only_the_peak_is_reported() -> None:
     best = run(SHIPPED_MODEL, [1], 0.02, batch_sizes=(1,))["limit"]["1"]
     assert set(best) == {"batch", "texts_per_s"}
-
-
-def test_the_probe_runs_each_requested_batch_in_one_loaded_process() -> None:
-    probe = LimitProbe(str(SHIPPED_MODEL), "0", "fp32")
-    try:
-        first, second = probe.texts_per_s(8, 0.05), probe.texts_per_s(1, 0.05)
-        assert first > 0 and second > 0
-    finally:
-        probe.close()
-    assert probe.proc.returncode == 0  # the end of stdin ends it cleanly

@@ -9,17 +9,7 @@ from typing import Any
 import pytest
 
 from bench.cpu import cpu_share, thread_cpu_seconds
-from bench.run import (
-    Brackets,
-    batch_summary,
-    cpu_bound,
-    limit_texts_per_s,
-    median_cell,
-    peak_ratios,
-    ratios_around,
-    table,
-    versus_bare,
-)
+from bench.run import batch_summary, cpu_bound, limit_texts_per_s, median_cell, peak_ratios, table, versus_bare
 
 
 def cell(texts_per_s: float, p99_us: int) -> dict[str, Any]:
@@ -41,56 +31,9 @@ def test_table_shows_the_range_over_rounds_and_the_ratio_to_the_limit() -> None:
     text = table({"rounds": 3, "limit_texts_per_s": 5_000.0, "cells": [median]})
     header, _, row = text.splitlines()
     assert "texts/s range" in header
-    assert "| 2,500 | 2,100-2,900 |" in row and row.endswith("| 0.50 | - | - | - | - |")  # no probe, no CPU
+    assert "| 2,500 | 2,100-2,900 |" in row and row.endswith("| 0.50 | - | - | - |")  # no CPU figures
     single = table({"limit_texts_per_s": 5_000.0, "cells": [cell(2_500, 55_000)]})
     assert "range" not in single
-
-
-class ScriptedProbe:
-    """Stands in for ``LimitProbe``: the limit's runs, in order, and what was asked."""
-
-    def __init__(self, *texts_per_s: float) -> None:
-        self.results = list(texts_per_s)
-        self.asked: list[tuple[int, float]] = []
-
-    def texts_per_s(self, batch: int, seconds: float) -> float:
-        self.asked.append((batch, seconds))
-        return self.results.pop(0)
-
-
-def test_each_cell_is_divided_by_the_limit_measured_right_before_and_after_it() -> None:
-    probe = ScriptedProbe(6_000, 4_000, 5_000, 7_000, 7_000)
-    brackets = Brackets(probe, 3.0)  # type: ignore[arg-type]
-    brackets.start_round(256)
-    first, second = cell(2_500, 30_000), cell(3_000, 30_000)
-    brackets.around(first)
-    brackets.around(second)  # its "before" is the run after the first cell
-    assert first["limit_around"] == 5_000 and first["ratio_around"] == 0.5
-    assert second["limit_around"] == 4_500 and second["ratio_around"] == pytest.approx(3_000 / 4_500)
-    brackets.start_round(128)  # a new round measures afresh, with that round's best batch
-    third = cell(3_500, 30_000)
-    brackets.around(third)
-    assert third["ratio_around"] == 0.5
-    assert probe.asked == [(256, 3.0)] * 3 + [(128, 3.0)] * 2
-    unprobed = cell(2_500, 30_000)
-    Brackets(None, 3.0).around(unprobed)
-    assert "ratio_around" not in unprobed
-
-
-def test_the_ratio_around_is_the_median_of_each_rounds_own_ratio() -> None:
-    # The median round by texts/s (2,500) ran while the core was slow; its own ratio is not the median.
-    rounds = [cell(2_900, 40_000) | {"ratio_around": 0.48}, cell(2_100, 40_000) | {"ratio_around": 0.46},
-              cell(2_500, 40_000) | {"ratio_around": 0.60}]
-    median = median_cell(rounds)
-    assert median["texts_per_s"] == 2_500 and median["ratio_around"] == 0.48
-    assert median["rounds_ratio_around"] == [0.48, 0.46, 0.60]
-    row = table({"rounds": 3, "limit_texts_per_s": 5_000.0, "cells": [median]}).splitlines()[2]
-    assert "| 0.50 | 0.48 |" in row
-    assert ratios_around([median], "textserve") == [
-        "textserve conc 64 x 1: ÷ limit around, by round 0.48 / 0.46 / 0.60 (median 0.48)"
-    ]
-    partly = median_cell([cell(2_900, 40_000) | {"ratio_around": 0.48}, cell(2_100, 40_000)])
-    assert "ratio_around" not in partly  # a round without a probe: no claim
 
 
 def test_batch_summary_counts_only_the_runs_between_two_scrapes() -> None:
