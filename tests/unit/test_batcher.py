@@ -74,6 +74,18 @@ async def hold_model(model: FakeModel, batcher: MicroBatcher) -> asyncio.Task[li
     return first
 
 
+async def _held_under_load(model: FakeModel, batcher: MicroBatcher, items: list[int]) -> list[asyncio.Task[list[int]]]:
+    """Hold the model with [100] while ``items`` arrive one per request (so the server is
+    under load), then let it go: the batcher now expects len(items) + 1 requests."""
+    first = await hold_model(model, batcher)
+    tasks = [asyncio.create_task(batcher.submit([i])) for i in items]
+    await asyncio.sleep(0.005)
+    assert model.gate is not None
+    model.gate.set()
+    assert await first == [200]
+    return tasks
+
+
 async def test_results_come_back_in_order() -> None:
     model = FakeModel()
     batcher = make(model)
@@ -84,12 +96,7 @@ async def test_concurrent_requests_share_one_batch() -> None:
     model = FakeModel()
     batcher = make(model)
     batcher.start()
-    first = await hold_model(model, batcher)
-    rest = [asyncio.create_task(batcher.submit([i])) for i in range(5)]
-    await asyncio.sleep(0.01)
-    assert model.gate is not None
-    model.gate.set()
-    assert await first == [200]
+    rest = await _held_under_load(model, batcher, list(range(5)))
     assert [await t for t in rest] == [[0], [2], [4], [6], [8]]
     await batcher.stop()
     assert model.batches == [[100], [0, 1, 2, 3, 4]]
@@ -139,12 +146,7 @@ async def test_under_load_a_batch_waits_for_company_up_to_max_delay() -> None:
     recorder = Recorder()
     batcher = make(model, max_delay=0.2, observer=recorder)
     batcher.start()
-    first = await hold_model(model, batcher)
-    early = asyncio.create_task(batcher.submit([1]))  # arrives while the model is busy
-    await asyncio.sleep(0.005)
-    assert model.gate is not None
-    model.gate.set()
-    await first
+    (early,) = await _held_under_load(model, batcher, [1])  # [1] arrives while the model is busy
     await asyncio.sleep(0.02)  # the worker is now holding [1], waiting for company
     late = asyncio.create_task(batcher.submit([2]))
     assert await early == [2] and await late == [4]
@@ -168,18 +170,6 @@ async def test_a_held_batch_waits_no_more_than_max_delay_once_the_model_is_free(
     waited = time.monotonic() - queued_at
     await batcher.stop()
     assert 0.04 <= waited < 0.5
-
-
-async def _held_under_load(model: FakeModel, batcher: MicroBatcher, items: list[int]) -> list[asyncio.Task[list[int]]]:
-    """Hold the model with [100] while ``items`` arrive one per request (so the server is
-    under load), then let it go: the batcher now expects len(items) + 1 requests."""
-    first = await hold_model(model, batcher)
-    tasks = [asyncio.create_task(batcher.submit([i])) for i in items]
-    await asyncio.sleep(0.005)
-    assert model.gate is not None
-    model.gate.set()
-    assert await first == [200]
-    return tasks
 
 
 async def test_clients_that_come_back_share_one_run_as_soon_as_all_are_back() -> None:
