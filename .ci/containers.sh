@@ -326,7 +326,7 @@ for _ in $(seq 1 100); do
 done
 [ "$(grep -c '"msg":"ready"' "$W/workers.log")" = 2 ] || { tail -20 "$W/workers.log"; fail "two workers never both ready"; }
 kids=$($D exec textserve-workers cat /proc/1/task/1/children | wc -w)
-[ "$kids" = 2 ] || fail "PID 1 (the supervisor) has $kids children, not 2 workers"
+[ "$kids" = 2 ] || fail "PID 1 (the gunicorn arbiter) has $kids children, not 2 workers"
 check_predictions "http://127.0.0.1:$SMOKE_PORT" || fail "two workers: /predict answers"
 python3 - "http://127.0.0.1:$SMOKE_PORT" <<'EOF' || fail "two workers: /metrics is not the sum over both"
 import json, re, sys, time, urllib.request
@@ -348,7 +348,7 @@ while answered() < before + 40:
 seen = [answered() for _ in range(6)]
 assert all(v >= before + 40 for v in seen), seen
 EOF
-ok "two workers: the supervisor is PID 1 with 2 worker children, /predict answers, /metrics counts both"
+ok "two workers: the gunicorn arbiter is PID 1 with 2 worker children, /predict answers, /metrics counts both"
 $D stop -t 40 textserve-workers >/dev/null
 code=$($D inspect -f '{{.State.ExitCode}}' textserve-workers)
 $D logs textserve-workers >"$W/workers.log" 2>&1

@@ -23,11 +23,11 @@ from typing import Any
 import orjson
 import uvicorn
 
-from service.http_protocol import CoalescingHttpToolsProtocol
-from service.main import load_runtime
-from service.metrics import Metrics
-from service.predictor import Predictor
-from service.runtime import ModelRuntime
+from service.bundle.runtime import ModelRuntime
+from service.engine.engine import load_runtime
+from service.engine.predictor import Predictor
+from service.observability.metrics import Metrics
+from service.process.protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 
 _JSON = [(b"content-type", b"application/json")]

@@ -112,7 +112,8 @@ class StubModel:
 
 def build_app(which: str) -> Any:
     """The service's app (or the bare server's) on the shipped model, the model stubbed."""
-    from service.main import create_app, load_runtime
+    from service.app import create_app
+    from service.engine.engine import load_runtime
     from service.settings import Settings
 
     settings = Settings()
@@ -131,8 +132,9 @@ def child(args: argparse.Namespace) -> None:
     import uvloop
 
     from bench.corpus import load_texts
-    from service import clock, logs
-    from service.server import settle_heap
+    from service.asgi import deadlines as clock
+    from service.observability import logs
+    from service.process.server import settle_heap
 
     clock.WATCH_AFTER_S = 3600.0  # see the module's docstring
     logs.AccessLog.__init__.__defaults__ = (open(os.devnull, "wb"),)  # noqa: SIM115

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import load_texts
-from service.bundle import load_bundle
-from service.predictor import Predictor
-from service.runtime import ModelRuntime, RuntimeOptions
+from service.bundle.format import load_bundle
+from service.bundle.options import RuntimeOptions
+from service.bundle.runtime import ModelRuntime
+from service.engine.predictor import Predictor
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

@@ -94,7 +94,9 @@ class Server:
     """``python -m <module>`` (the service, or ``bench.bare_server``) pinned to ``cpu``, up
     once its /health answers 200."""
 
-    def __init__(self, cpu: str, port: int, env: dict[str, str], module: str = "service") -> None:
+    def __init__(
+        self, cpu: str, port: int, env: dict[str, str], module: str = "service", cwd: Path | str = REPO
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
         environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port), **env})
@@ -102,7 +104,7 @@ class Server:
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu, sys.executable, "-m", module], cwd=REPO, env=environment,
+            ["taskset", "-c", cpu, sys.executable, "-m", module], cwd=cwd, env=environment,
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         while True:

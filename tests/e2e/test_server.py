@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.bundle import load_bundle
-from service.runtime import ModelRuntime
+from service.bundle.format import load_bundle
+from service.bundle.runtime import ModelRuntime
 from tests.e2e.server import REPO, ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""``TEXTSERVE_WORKERS=2``: a real supervisor and two real worker processes on one port."""
+"""``TEXTSERVE_WORKERS=2``: gunicorn's real arbiter and two real worker processes on one port."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def answered(url: str) -> float:
 
 
 def workers_server(bundle: Path, tmp: Path, **settings: object) -> ServerProcess:
-    """Two workers, their shared metrics directory under ``tmp``: a supervisor stopped with
+    """Two workers, their shared metrics directory under ``tmp``: an arbiter stopped with
     SIGKILL (``ServerProcess.stop``) cannot remove it itself."""
     server = ServerProcess(bundle, workers=2, **settings)
     server.env["TMPDIR"] = str(tmp)

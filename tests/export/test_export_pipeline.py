@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import load_bundle
-from service.runtime import ModelRuntime
+from service.bundle.format import load_bundle
+from service.bundle.runtime import ModelRuntime
 
 pytestmark = pytest.mark.export
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.bundle import load_bundle
-from service.main import create_app
-from service.runtime import ModelRuntime
+from service.app import create_app
+from service.bundle.format import load_bundle
+from service.bundle.runtime import ModelRuntime
 from service.settings import Settings
 
 TEXTS = [

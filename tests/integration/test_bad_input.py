@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.batcher import QueueFullError
+from service.engine.batcher import QueueFullError
 
 JSON = {"Content-Type": "application/json"}
 LIMITS = {"max_texts_per_request": 4, "max_text_chars": 50, "max_body_bytes": 4096}
@@ -125,7 +125,7 @@ def test_lone_surrogate_escape_is_malformed_json(client: TestClient) -> None:
 
 
 def test_overload_is_503_with_retry_after(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    svc = client.app.state.textserve  # type: ignore[attr-defined]
+    svc = client.app.state.engine  # type: ignore[attr-defined]
 
     async def full(items: Any) -> Any:
         raise QueueFullError("full")
@@ -142,7 +142,7 @@ def test_slow_inference_is_504_and_the_server_recovers(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = make_client(request_timeout_s=0.05)
-    svc = client.app.state.textserve  # type: ignore[attr-defined]
+    svc = client.app.state.engine  # type: ignore[attr-defined]
     real = svc.predictor.runtime.predict
     import time
 
@@ -163,7 +163,7 @@ def test_slow_inference_is_504_and_the_server_recovers(
 def test_a_model_failure_is_a_plain_500_with_a_request_id(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    svc = client.app.state.textserve  # type: ignore[attr-defined]
+    svc = client.app.state.engine  # type: ignore[attr-defined]
 
     def broken(ids: Any) -> Any:
         raise RuntimeError("onnxruntime exploded at /secret/path")

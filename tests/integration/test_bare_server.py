@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from bench.bare_server import build_app
 from bench.corpus import load_texts
-from service.main import create_app
+from service.app import create_app
 from service.settings import Settings
 
 

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.corpus import load_texts
-from service.bundle import BundleError, load_bundle
-from service.runtime import ModelRuntime, RuntimeOptions
+from service.bundle.format import BundleError, load_bundle
+from service.bundle.options import RuntimeOptions
+from service.bundle.runtime import ModelRuntime
 
 
 def test_int8_agrees_with_fp32_on_real_tweets(shipped_bundle_dir: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.corpus import load_texts
-from service.bundle import load_bundle
-from service.predictor import Predictor
-from service.runtime import ModelRuntime, RuntimeOptions
+from service.bundle.format import load_bundle
+from service.bundle.options import RuntimeOptions
+from service.bundle.runtime import ModelRuntime
+from service.engine.predictor import Predictor
 
 
 def test_padding_each_batch_to_its_longest_text_changes_no_output(shipped_bundle_dir: Path) -> None:

@@ -20,8 +20,8 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.batcher import QueueFullError
-from service.main import create_app
+from service.app import create_app
+from service.engine.batcher import QueueFullError
 from service.settings import Settings
 
 LABELS = ["negative", "neutral", "positive"]
@@ -327,7 +327,7 @@ def test_before_the_model_is_loaded(shipped_bundle_dir: Path) -> None:
 
 
 def test_while_draining(client: TestClient) -> None:
-    client.app.state.textserve.lifecycle.begin_drain()  # type: ignore[attr-defined]
+    client.app.state.engine.begin_drain()  # type: ignore[attr-defined]
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").status_code == 400
     assert client.get("/v2/models/sentiment/ready").status_code == 400
@@ -340,7 +340,7 @@ def test_overload_is_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) ->
     async def full(items: Any) -> Any:
         raise QueueFullError("full")
 
-    monkeypatch.setattr(client.app.state.textserve.predictor.batcher, "submit", full)  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.app.state.engine.predictor.batcher, "submit", full)  # type: ignore[attr-defined]
     response = client.post(INFER, json=v2_json(["hi"]))
     assert (response.status_code, response.json()["code"]) == (503, "overloaded")
     assert response.headers["retry-after"] == "1"
@@ -362,7 +362,7 @@ def test_v2_and_predict_texts_share_one_batch(
     """Hold the model on a first batch, queue one V2 text and one /predict text behind it:
     the next batch holds exactly 2 texts, so it can only be the two of them together."""
     client = make_client(max_batch_size=2, max_batch_delay_ms=1000)
-    runtime = client.app.state.textserve.predictor.runtime  # type: ignore[attr-defined]
+    runtime = client.app.state.engine.predictor.runtime  # type: ignore[attr-defined]
     real, gate = runtime.predict, threading.Event()
 
     def held(ids: Any) -> Any:

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.bundle import load_bundle
-from service.runtime import ModelRuntime
+from service.bundle.format import load_bundle
+from service.bundle.runtime import ModelRuntime
 from tests.conftest import SHIPPED_MODEL
 from tests.e2e.server import ServerProcess
 from tests.reliability.helpers import (

@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 
-from service.main import create_app
+from service.app import create_app
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODEL
 from tests.reliability.helpers import LEAKS

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import sha256_file
+from service.bundle.format import sha256_file
 from tests.e2e.server import REPO, free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from service.app import create_app
 from service.settings import Settings
 from tests.conftest import REPO, SHIPPED_MODEL
 from tests.e2e.server import ServerProcess
@@ -44,7 +44,7 @@ def test_the_api_key_is_compared_with_compare_digest(
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("service.checks.hmac.compare_digest", spy)
+    monkeypatch.setattr("service.asgi.checks.hmac.compare_digest", spy)
     key = "k3y-" + "x" * 28
     for supplied, status in ((key, 200), (key[:-1] + "y", 401), ("short", 401)):
         response = keyed_client.post("/predict", json=BODY, headers={"Authorization": f"Bearer {supplied}"})
@@ -176,7 +176,7 @@ def test_error_bodies_carry_no_traceback_path_or_version(
 
 def test_an_internal_error_says_nothing_internal(monkeypatch: pytest.MonkeyPatch) -> None:
     with TestClient(create_app(Settings(model_path=SHIPPED_MODEL)), raise_server_exceptions=False) as client:
-        svc = client.app.state.textserve  # type: ignore[attr-defined]
+        svc = client.app.state.engine  # type: ignore[attr-defined]
 
         def broken(ids: Any) -> Any:
             raise RuntimeError(f"onnxruntime {versions()[4]} failed in {REPO}/service/runtime.py")

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import service.batcher as batcher_module
-from service.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+import service.engine.batcher as batcher_module
+from service.engine.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 
 
 class FakeModel:

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from service.bucketing import DEFAULT_COST, RunCost, calibrate, length_groups
+from service.engine.bucketing import DEFAULT_COST, RunCost, calibrate, length_groups
 
 
 def covers(bounds: list[tuple[int, int]], n: int) -> bool:

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import BundleError, load_bundle, resolve_bundle_dir
-from service.runtime import ModelRuntime
+from service.bundle.format import BundleError, load_bundle, resolve_bundle_dir
+from service.bundle.runtime import ModelRuntime
 
 
 def edit_manifest(bundle: Path, **changes: object) -> None:

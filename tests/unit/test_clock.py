@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from service.clock import WATCH_AFTER_S, Deadlines
-from service.errors import ClientClosedRequest, GatewayTimeout, RequestTimeout
-from service.metrics import Metrics
+from service.asgi.deadlines import WATCH_AFTER_S, Deadlines
+from service.asgi.errors import ClientClosedRequest, GatewayTimeout, RequestTimeout
+from service.observability.metrics import Metrics
 
 
 def silent_channel() -> Any:

@@ -13,7 +13,7 @@ from model_export.data import (
     read_csv,
     stratified_split,
 )
-from service.tokenizer import tokenize
+from service.bundle.tokenizer import tokenize
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.http_protocol import GatheredWrites
+from service.process.protocol import GatheredWrites
 
 
 class RecordingTransport(asyncio.Transport):

@@ -7,7 +7,8 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from service.metrics import LATENCY_BUCKETS, LoopFamily
+from service.observability.loop_metrics import LoopFamily
+from service.observability.metrics import LATENCY_BUCKETS
 
 # Values on the bounds themselves, between them, below the first and above the last.
 AMOUNTS = [0.0, 0.0005, 0.0007, 0.001, 0.0025, 0.01, 0.0101, 1.0, 9.99, 10.0, 10.5, 1e6]

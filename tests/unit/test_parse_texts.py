@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.checks import _common_texts, parse_texts
-from service.errors import ServiceError
-from service.schemas import PredictRequestBase, request_model
+from service.asgi.errors import ServiceError
+from service.http.predict import _common_texts, parse_texts
+from service.http.schemas import PredictRequestBase, request_model
 
 MAX_TEXTS, MAX_CHARS = 4, 8
 MODEL = request_model(MAX_TEXTS, MAX_CHARS)

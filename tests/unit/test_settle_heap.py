@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.server import GC_YOUNG_THRESHOLD, settle_heap
+from service.process.server import GC_YOUNG_THRESHOLD, settle_heap
 
 
 class Node:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from service.tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerConfig, tokenize
+from service.bundle.tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerConfig, tokenize
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
-from service.predictor import Prediction
-from service.v2_codec import InferRequest, TensorError, encode_bytes_tensor, parse_infer_request
-from service.v2_model import (
+from service.engine.predictor import Prediction
+from service.v2.codec import InferRequest, TensorError, encode_bytes_tensor, parse_infer_request
+from service.v2.model import (
     LABEL,
     PROBABILITIES,
     OutputPlan,

@@ -62,11 +62,9 @@ class BatchObserver(Protocol):
 
 
 class _NullObserver:
-    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None:
-        pass
+    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None: ...
 
-    def batch_finished(self, size: int, seconds: float, ok: bool) -> None:
-        pass
+    def batch_finished(self, size: int, seconds: float, ok: bool) -> None: ...
 
 
 @dataclass(eq=False)
@@ -105,8 +103,6 @@ class MicroBatcher:
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-
-    # -- public ---------------------------------------------------------------------------
 
     @property
     def queued_items(self) -> int:
@@ -181,8 +177,6 @@ class MicroBatcher:
                 await self._worker
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-
-    # -- worker ---------------------------------------------------------------------------
 
     def _withdraw(self, job: _Job[Any]) -> None:
         """Free a job's queue slots (at most once) and, if unanswered, cancel it."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.tokenizer import Tokenizer
+from service.bundle.tokenizer import Tokenizer
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.batcher import BatchObserver, MicroBatcher
-from service.bucketing import RunCost, calibrate, length_groups
-from service.runtime import ModelRuntime
+from service.engine.batcher import BatchObserver, MicroBatcher
+from service.engine.bucketing import RunCost, calibrate, length_groups
+
+if TYPE_CHECKING:
+    from service.bundle.runtime import ModelRuntime
 
 # Above this many characters in one request, tokenizing moves off the event loop.
 _OFFLOAD_CHARS = 50_000

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from service.predictor import Prediction
-from service.v2_codec import (
+from service.engine.predictor import Prediction
+from service.v2.codec import (
     InferRequest,
     RequestInput,
     ResponseOutput,

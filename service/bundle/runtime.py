@@ -6,13 +6,11 @@ while the model runs, so the service calls it from a worker thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnxruntime as ort
 
-from service.bundle import Bundle, BundleError
-from service.settings import OptimizationLevel
+from service.bundle.format import Bundle, BundleError
+from service.bundle.options import RuntimeOptions
 
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -21,14 +19,6 @@ _LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 _ORT_DTYPES = {"tensor(int32)": "int32", "tensor(float)": "float32"}
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    optimization: OptimizationLevel = "all"
-    variant: str = "fp32"
 
 
 def _session_options(options: RuntimeOptions) -> ort.SessionOptions:

@@ -28,8 +28,8 @@ from types import TracebackType
 
 from starlette.types import Receive
 
-from service.errors import ClientClosedRequest, GatewayTimeout, RequestTimeout, ServiceError
-from service.metrics import Metrics
+from service.asgi.errors import ClientClosedRequest, GatewayTimeout, RequestTimeout, ServiceError
+from service.observability.metrics import Metrics
 
 WATCH_AFTER_S = 0.05
 # The shared timer fires no more often than this, however the requests' start times fall.

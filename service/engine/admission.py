@@ -1,4 +1,6 @@
-"""Where the service is in its life (loading, ready, draining), and the requests in flight."""
+"""Admission: where the engine is in its life (loading, ready, draining), the requests in
+flight, and the refusals a caller gets as engine errors. The transports turn each error
+into their own answer (HTTP 503 with Retry-After, gRPC UNAVAILABLE or RESOURCE_EXHAUSTED)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,29 @@ import enum
 import time
 
 
+class EngineError(Exception):
+    """A request the engine will not run; the message is safe to show the client."""
+
+
+class NotReady(EngineError):
+    """The model is not loaded yet."""
+
+
+class ShuttingDown(EngineError):
+    """The engine is draining: work already accepted finishes, new work is refused."""
+
+
+class Overloaded(EngineError):
+    """The queue is full; retrying shortly may succeed."""
+
+
 class Phase(enum.Enum):
     LOADING = "loading"
     READY = "ready"
     DRAINING = "draining"
 
 
-class Lifecycle:
+class Admission:
     def __init__(self) -> None:
         self.phase = Phase.LOADING
         self.in_flight = 0
@@ -29,6 +47,14 @@ class Lifecycle:
 
     def begin_drain(self) -> None:
         self.phase = Phase.DRAINING
+
+    def check(self) -> None:
+        """Raise the refusal a new request gets in this phase, if any."""
+        phase = self.phase
+        if phase is Phase.DRAINING:
+            raise ShuttingDown("server is shutting down")
+        if phase is not Phase.READY:
+            raise NotReady("model is not loaded yet")
 
     def enter(self) -> None:
         self.in_flight += 1

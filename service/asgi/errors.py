@@ -14,10 +14,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.scope_keys import REQUEST_ID_KEY
+from service.engine.admission import EngineError, NotReady, Overloaded, ShuttingDown
+
+# Where the envelope keeps a request's id in its ASGI scope; every error body carries it.
+REQUEST_ID_KEY = "textserve.request_id"
 
 
 class ServiceError(Exception):
@@ -99,6 +103,39 @@ class ClientClosedRequest(ServiceError):
     status, code = 499, "client_closed_request"
 
 
+class ErrorResponse(BaseModel):
+    error: str = Field(description="what was wrong, for a person")
+    code: str = Field(description="stable machine-readable reason")
+    details: list[dict[str, Any]] | None = Field(None, description="per-field problems, if any")
+    request_id: str | None = None
+
+
+# What the statuses both APIs share mean; each API adds its own 400/415 and the rest.
+COMMON_ERROR_DESCRIPTIONS = {
+    401: "API key required and missing or wrong",
+    413: "Body larger than the limit",
+    503: "Overloaded, loading or shutting down (see Retry-After)",
+    504: "Not answered within the request timeout",
+}
+
+
+def error_responses(descriptions: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error ``statuses``, each an ErrorResponse body."""
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+
+
+def from_engine(exc: EngineError) -> ServiceError:
+    """The HTTP answer to an engine's refusal."""
+    message = str(exc)
+    if isinstance(exc, Overloaded):
+        return Unavailable(message, code="overloaded")
+    if isinstance(exc, ShuttingDown):
+        return Unavailable(message, code="shutting_down", close=True)
+    if isinstance(exc, NotReady):
+        return Unavailable(message, code="not_ready")
+    return ServiceError(message)
+
+
 def error_body(
     status: int, code: str, message: str, details: Sequence[dict[str, Any]] | None = None,
     request_id: str | None = None,
@@ -166,6 +203,10 @@ def install_error_handlers(app: FastAPI) -> None:
             request_id=request_id_of(request),
         )
 
+    async def on_engine_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EngineError)
+        return await on_service_error(request, from_engine(exc))
+
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         details = validation_details(exc.errors())
@@ -191,5 +232,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(EngineError, on_engine_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model, model_validator
 
-EXAMPLE_TEXTS = ["@united thanks for the quick rebooking, great crew!", "my flight got cancelled again"]
+from service.asgi.responses import EXAMPLE_TEXTS
 
 
 def _exactly_one_form(schema: dict[str, Any]) -> None:
@@ -93,27 +93,6 @@ class PredictResponse(BaseModel):
 
     model: ModelRef
     predictions: list[Prediction] = Field(description="one per input text, in input order")
-
-
-class ErrorResponse(BaseModel):
-    error: str = Field(description="what was wrong, for a person")
-    code: str = Field(description="stable machine-readable reason")
-    details: list[dict[str, Any]] | None = Field(None, description="per-field problems, if any")
-    request_id: str | None = None
-
-
-# What the statuses both APIs share mean; each API adds its own 400/415 and the rest.
-COMMON_ERROR_DESCRIPTIONS = {
-    401: "API key required and missing or wrong",
-    413: "Body larger than the limit",
-    503: "Overloaded, loading or shutting down (see Retry-After)",
-    504: "Not answered within the request timeout",
-}
-
-
-def error_responses(descriptions: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for error ``statuses``, each an ErrorResponse body."""
-    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
 
 
 class Health(BaseModel):

@@ -13,14 +13,17 @@ import gc
 import logging
 import signal
 import socket
+import sys
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import FastAPI
 
-from service.http_protocol import CoalescingHttpToolsProtocol
+from service.process.protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
-from service.state import Services
+
+if TYPE_CHECKING:
+    from service.engine.engine import Engine
 
 log = logging.getLogger("textserve")
 
@@ -43,9 +46,9 @@ def settle_heap() -> None:
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+    def __init__(self, config: uvicorn.Config, engine: Engine) -> None:
         super().__init__(config)
-        self.services = services
+        self.engine = engine
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
@@ -70,35 +73,54 @@ class DrainingServer(uvicorn.Server):
         self._drain_task = asyncio.ensure_future(self._drain(signame))
 
     async def _drain(self, signame: str) -> None:
-        lifecycle = self.services.lifecycle
-        grace = self.services.settings.shutdown_grace_s
-        lifecycle.begin_drain()
-        log.info("draining", extra={"signal": signame, "in_flight": lifecycle.in_flight, "grace_s": grace})
-        finished = await lifecycle.wait_idle(grace)
+        admission = self.engine.admission
+        grace = self.engine.settings.shutdown_grace_s
+        self.engine.begin_drain()
+        log.info("draining", extra={"signal": signame, "in_flight": admission.in_flight, "grace_s": grace})
+        finished = await admission.wait_idle(grace)
         if not finished:
             log.warning("grace period over; stopping with requests in flight",
-                        extra={"in_flight": lifecycle.in_flight})
+                        extra={"in_flight": admission.in_flight})
         self.should_exit = True
 
 
-def serve(app: FastAPI, settings: Settings, sockets: list[socket.socket] | None = None) -> int:
-    """Serve until stopped (binding host:port, or on ``sockets`` already listening); the
-    exit code: 0 after a clean stop, 3 if the server never started."""
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
-        server_header=False,
-        proxy_headers=False,  # nothing here reads the client address; saves a middleware per request
-        date_header=True,
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's configuration, the same for one process and for each worker."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": max(1, int(settings.shutdown_grace_s)),
+        "server_header": False,
+        "proxy_headers": False,  # nothing here reads the client address; saves a middleware per request
+        "date_header": True,
         # uvloop and httptools (uvicorn[standard]), with one write per response.
-        loop="auto",
-        http=CoalescingHttpToolsProtocol,
-    )
-    server = DrainingServer(config, app.state.textserve)
-    server.run(sockets=sockets)
+        "loop": "auto",
+        "http": CoalescingHttpToolsProtocol,
+    }
+
+
+def cannot_serve(exc: Exception) -> int:
+    """Say why the model cannot be served, in one line; the exit code."""
+    print(f"textserve: cannot serve the model: {exc}", file=sys.stderr)
+    return 1
+
+
+def serve_one(settings: Settings) -> int:
+    """Load the model, then serve it in this process until stopped; the exit code: 0 after a
+    clean stop, 1 if the model cannot be served, 3 if the server never started."""
+    # Imported here: gunicorn's arbiter imports this module for the workers and must not
+    # load onnxruntime (it would start a thread in the process that forks).
+    from service.app import create_app
+    from service.bundle.format import BundleError
+    from service.engine.engine import load_runtime
+
+    try:
+        runtime = load_runtime(settings)
+    except BundleError as exc:
+        return cannot_serve(exc)
+    app = create_app(settings, runtime=runtime)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+    server = DrainingServer(config, app.state.engine)
+    server.run()
     return 0 if server.started else 3

@@ -1,0 +1,124 @@
+"""Two servers in alternating pairs: is B faster or slower than A, on this noisy machine?
+
+    python -m bench.compare --a-dir /tmp/textserve-old --pairs 5            # old code vs this checkout
+    python -m bench.compare --a-env TEXTSERVE_MODEL_PATH=models/sentiment/1 --b-env ... --cells 64x1 64x16
+    python -m bench.compare --a-dir /tmp/old --a-env TEXTSERVE_WORKERS=2 --b-env TEXTSERVE_WORKERS=2 \\
+        --server-cpu 0,1 --load-cpu 0,1                                        # both cores each
+
+A and B are ``python -m service`` started from a checkout (``--a-dir``/``--b-dir``, default
+this one) with extra settings (``--a-env``/``--b-env``). Each pair starts A and B in turn
+(A first in odd pairs, B first in even ones, so a drift of the machine's speed falls on both
+alike), measures every cell on each with wrk, and stops it. The report gives each pair's
+texts/s and B/A, and the median ratio over the pairs: a ratio is compared within a pair,
+minutes apart at most, never across runs. Results go to ``bench/results/compare-<time>``
+(``.json`` and ``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.load import run_load
+from bench.run import REPO, RESULTS, Server, rss_mb
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in pairs)
+
+
+def _cell(text: str) -> tuple[int, int]:
+    concurrency, texts = text.lower().split("x")
+    return int(concurrency), int(texts)
+
+
+def measure(side: dict[str, Any], cells: list[tuple[int, int]], args: argparse.Namespace) -> dict[str, Any]:
+    server = Server(args.server_cpu, args.port, side["env"], cwd=side["dir"])
+    try:
+        out: dict[str, Any] = {"ready_s": server.ready_s, "rss_mb": rss_mb(server.proc.pid), "cells": {}}
+        for concurrency, texts in cells:
+            cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu)
+            out["cells"][f"{concurrency}x{texts}"] = {
+                "texts_per_s": cell["texts_per_s"],
+                "p99_ms": cell["latency_us"]["p99"] / 1000,
+                "errors": cell["error_count"],
+            }
+            print(f"  {side['name']} {concurrency:>3} x {texts:>2}: {cell['texts_per_s']:>8,.0f} texts/s,"
+                  f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']}", flush=True)
+    finally:
+        server.stop()
+    return out
+
+
+def report(result: dict[str, Any]) -> str:
+    a, b = result["a"], result["b"]
+    lines = [
+        f"# {b['name']} (B) against {a['name']} (A), {len(result['pairs'])} alternating pairs",
+        "",
+        f"A: {a['dir']} {' '.join(f'{k}={v}' for k, v in a['env'].items())}".rstrip(),
+        f"B: {b['dir']} {' '.join(f'{k}={v}' for k, v in b['env'].items())}".rstrip(),
+        f"server on CPU {result['server_cpu']}, wrk on CPU {result['load_cpu']}, {result['seconds']:g} s per cell",
+        "",
+        "| cell | pair | A texts/s | B texts/s | B / A | A p99 ms | B p99 ms | errors A/B |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for cell in result["cells"]:
+        ratios = []
+        for i, pair in enumerate(result["pairs"], 1):
+            ca, cb = pair["a"]["cells"][cell], pair["b"]["cells"][cell]
+            ratio = cb["texts_per_s"] / ca["texts_per_s"] if ca["texts_per_s"] else float("nan")
+            ratios.append(ratio)
+            lines.append(
+                f"| {cell} | {i} | {ca['texts_per_s']:,.0f} | {cb['texts_per_s']:,.0f} | {ratio:.3f} |"
+                f" {ca['p99_ms']:.1f} | {cb['p99_ms']:.1f} | {ca['errors']}/{cb['errors']} |"
+            )
+        lines.append(
+            f"| **{cell}** | median | | | **{statistics.median(ratios):.3f}** "
+            f"({min(ratios):.3f}-{max(ratios):.3f}) | | | |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a-dir", type=Path, default=REPO)
+    parser.add_argument("--b-dir", type=Path, default=REPO)
+    parser.add_argument("--a-name", default="A")
+    parser.add_argument("--b-name", default="B")
+    parser.add_argument("--a-env", nargs="*", default=[])
+    parser.add_argument("--b-env", nargs="*", default=[])
+    parser.add_argument("--cells", nargs="+", default=["64x1", "64x16"], help="CONCURRENCYxTEXTS")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--load-cpu", default="1")
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+    cells = [_cell(c) for c in args.cells]
+    sides = {
+        key: {"name": getattr(args, f"{key}_name"), "dir": str(getattr(args, f"{key}_dir").resolve()),
+              "env": _env(getattr(args, f"{key}_env"))}
+        for key in ("a", "b")
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"a": sides["a"], "b": sides["b"], "cells": [f"{c}x{t}" for c, t in cells],
+                              "server_cpu": args.server_cpu, "load_cpu": args.load_cpu, "seconds": args.seconds,
+                              "pairs": []}
+    for i in range(args.pairs):
+        order = ("a", "b") if i % 2 == 0 else ("b", "a")
+        print(f"pair {i + 1} of {args.pairs}", flush=True)
+        result["pairs"].append({key: measure(sides[key], cells, args) for key in order})
+    stem = RESULTS / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    stem.with_suffix(".md").write_text(report(result))
+    print(report(result))
+    print(f"written to {stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

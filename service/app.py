@@ -1,0 +1,64 @@
+"""``create_app(settings)``: the engine, textserve's own HTTP API and the Open Inference
+Protocol's, composed. Nothing is loaded until the lifespan runs, which is
+``engine.start()`` / ``engine.stop()``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.asgi.context import HttpContext
+from service.asgi.envelope import RequestEnvelope, RequestRecorder
+from service.asgi.errors import install_error_handlers
+from service.bundle.runtime import ModelRuntime
+from service.engine.engine import Engine
+from service.http import routes as http_routes
+from service.http.predict import PATH as PREDICT_PATH
+from service.http.predict import Predict
+from service.observability.logs import AccessLog
+from service.observability.metrics import Metrics
+from service.settings import Settings
+from service.v2 import routes as v2_routes
+
+
+def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = None) -> FastAPI:
+    """Build the app. Nothing is loaded until the lifespan starts (``with TestClient(app)``
+    or the server); pass ``runtime`` to serve a model that is already loaded."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    engine = Engine(settings, metrics, runtime)
+    logs_requests = settings.access_log and settings.log_level in ("debug", "info")
+    access_log = AccessLog() if logs_requests else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+            if access_log is not None:
+                access_log.flush()
+
+    app = FastAPI(
+        title="textserve",
+        version=__version__,
+        summary="Text classification with an ONNX model: raw texts in, labels and scores out.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    ctx = HttpContext(settings, engine, metrics)
+    app.state.textserve = ctx
+    app.state.engine = engine
+    install_error_handlers(app)
+    predict = Predict(ctx)
+    app.include_router(http_routes.build_router(predict))
+    app.include_router(v2_routes.build_router())
+    recorder = RequestRecorder(metrics, access_log, probes=http_routes.PROBES | v2_routes.PROBES)
+    # Added first, so it is the innermost of the user middleware: any middleware added
+    # later wraps it, and so runs on the lean /predict too.
+    app.add_middleware(RequestEnvelope, recorder=recorder, lean={("POST", PREDICT_PATH): predict})
+    return app

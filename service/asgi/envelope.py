@@ -1,0 +1,192 @@
+"""The per-request envelope, as plain ASGI middleware (no BaseHTTPMiddleware cost): request
+id, request metrics, one JSON access-log line, the last-resort 500.
+
+Lean routes (``POST /predict``) are a branch inside it: the envelope calls their handler
+itself and writes the answer, without the framework's routing, ``Request`` object and
+dependency solving, which on one core cost as much CPU per request as a batched model run.
+Every other request goes on to the framework. The envelope is added to the app the FastAPI
+way (``app.add_middleware``) first, so any middleware added after it runs on every route,
+lean ones included.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.asgi.errors import REQUEST_ID_KEY, ClientClosedRequest, ServiceError, error_body, from_engine
+from service.engine.admission import EngineError
+from service.observability.logs import AccessLog
+from service.observability.metrics import Metrics
+
+ROUTE_KEY = "textserve.route"  # set for lean routes, which the router never sees
+TEXTS_KEY = "textserve.texts"  # number of texts, set by inference routes, for the access log
+
+# A lean route: the answer's JSON body (status 200), or a ServiceError / EngineError.
+LeanHandler = Callable[[Scope, Receive], Awaitable[bytes]]
+
+error_log = logging.getLogger("textserve.error")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+_JSON = (b"content-type", b"application/json")
+# Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID's, at a
+# fraction of uuid4's cost (no urandom call per request). A forked worker draws its own.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+# nginx's code for "the client closed the connection before the response": never sent.
+CLIENT_CLOSED = ClientClosedRequest.status
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
+def valid_request_id(candidate: bytes) -> str | None:
+    """A client's ``X-Request-ID``, if it is one we may echo and log."""
+    text = candidate.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else None
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return valid_request_id(value) or new_request_id()
+    return new_request_id()
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (bounded label values), never the raw path."""
+    route = scope.get(ROUTE_KEY)
+    if route is None:
+        route = getattr(scope.get("route"), "path", None)
+    return route if isinstance(route, str) else "unmatched"
+
+
+class RequestRecorder:
+    """A request's bookkeeping once it is answered: the request metrics (probes excluded)
+    and the access-log line (probes only when they fail)."""
+
+    def __init__(self, metrics: Metrics, access_log: AccessLog | None, probes: frozenset[str]) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
+        self.probes = probes
+        # One lookup per request for both series; the set of children is small.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        route = route_of(scope)
+        probe = route in self.probes
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+        if not probe:
+            key = (route, method, str(status))
+            children = self._children.get(key)
+            if children is None:
+                children = (self.metrics.requests.labels(*key), self.metrics.request_seconds.labels(route))
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(seconds)
+        if self.access_log is not None and (not probe or status >= 500):
+            entry: dict[str, Any] = {
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 3),
+            }
+            texts = scope.get(TEXTS_KEY)
+            if texts is not None:
+                entry["texts"] = texts
+            self.access_log.write(entry)
+
+
+class RequestEnvelope:
+    def __init__(
+        self, app: ASGIApp, recorder: RequestRecorder, lean: Mapping[tuple[str, str], LeanHandler]
+    ) -> None:
+        self.app = app
+        self.recorder = recorder
+        self.lean = dict(lean)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
+        rid_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+        lean = self.lean.get((scope["method"], scope["path"]))
+        try:
+            if lean is None:
+
+                async def send_with_id(message: Message) -> None:
+                    nonlocal status, response_started
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                        response_started = True
+                        message["headers"] = [*message.get("headers", ()), rid_header]
+                    await send(message)
+
+                await self.app(scope, receive, send_with_id)
+            else:
+                scope[ROUTE_KEY] = scope["path"]
+                headers: Mapping[str, str] | None = None
+                try:
+                    body = await lean(scope, receive)
+                    status = 200
+                except (ServiceError, EngineError) as exc:
+                    error = exc if isinstance(exc, ServiceError) else from_engine(exc)
+                    status, headers = error.status, error.headers
+                    body = error_body(status, error.code, error.message, error.details, request_id)
+                if status == CLIENT_CLOSED:
+                    return  # nobody is there to read it
+                response_started = True
+                await _respond(send, status, body, rid_header, headers)
+        except ClientDisconnect:  # a framework route reading a body that never came
+            status = CLIENT_CLOSED
+        except Exception:
+            status = await answer_unhandled(send, request_id, rid_header, response_started)
+        finally:
+            self.recorder.record(scope, status, time.perf_counter() - started, request_id)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, rid_header: tuple[bytes, bytes], headers: Mapping[str, str] | None
+) -> None:
+    raw = [_JSON, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append(rid_header)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def answer_unhandled(
+    send: Send, request_id: str, rid_header: tuple[bytes, bytes], response_started: bool
+) -> int:
+    """The last resort for an exception nothing turned into a response (call it inside the
+    ``except``): log it with its request id and, unless a response has begun, answer 500.
+    The status to record."""
+    error_log.exception("unhandled error", extra={"request_id": request_id})
+    if not response_started:
+        body = error_body(500, "internal_error", "internal server error", request_id=request_id)
+        await _respond(send, 500, body, rid_header, None)
+    return 500

@@ -1,0 +1,100 @@
+"""``POST /predict``, once: checks, body, texts, the engine, the JSON answer.
+
+``Predict`` is the whole request after the envelope. The envelope calls it directly (the
+lean path: no routing, ``Request`` or dependencies), and the FastAPI route that documents
+/predict in OpenAPI calls the same object.
+"""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import ValidationError
+from starlette.types import Receive, Scope
+
+from service.asgi.body import read_body
+from service.asgi.checks import verify_api_key, verify_json_content_type
+from service.asgi.context import HttpContext
+from service.asgi.envelope import TEXTS_KEY
+from service.asgi.errors import BadRequest, InvalidInput, summarize, validation_details
+from service.http.schemas import PredictRequestBase, request_model
+
+PATH = "/predict"
+_WANTED = {
+    b"authorization": "authorization",
+    b"content-type": "content-type",
+    b"content-length": "content-length",
+}
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The few request headers /predict reads (the last one wins if repeated)."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = _WANTED.get(name)
+        if key is not None:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+class Predict:
+    def __init__(self, ctx: HttpContext) -> None:
+        self.ctx = ctx
+        self.request_model = request_model(ctx.settings.max_texts_per_request, ctx.settings.max_text_chars)
+
+    async def __call__(self, scope: Scope, receive: Receive) -> bytes:
+        ctx = self.ctx
+        engine = ctx.engine
+        headers = _headers(scope)
+        verify_api_key(ctx.api_key, headers.get("authorization"))
+        engine.check_ready()
+        verify_json_content_type(headers.get("content-type"))
+        async with ctx.deadlines.clock(receive) as clock:
+            body = await read_body(receive, headers.get("content-length"), ctx.settings.max_body_bytes)
+            clock.body_read()
+            texts = parse_texts(self.request_model, body)
+            scope[TEXTS_KEY] = len(texts)
+            predictions = await engine.predict(texts)
+        return orjson.dumps({"model": engine.model_ref, "predictions": [p.to_dict() for p in predictions]})
+
+
+def _common_texts(model: type[PredictRequestBase], body: bytes) -> list[str] | None:
+    """The texts of the common valid body, ``{"texts": [str, ...]}`` within the limits, read
+    with orjson; None for anything else, which pydantic then accepts or explains. It accepts
+    only bodies pydantic accepts, with the same texts (tests/unit/test_parse_texts.py)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != 1:
+        return None
+    texts = data.get("texts")
+    if type(texts) is not list or not 0 < len(texts) <= model.max_texts:
+        return None
+    max_chars = model.max_chars
+    for text in texts:
+        if type(text) is not str or len(text) > max_chars:
+            return None
+    return texts
+
+
+def parse_texts(model: type[PredictRequestBase], body: bytes) -> list[str]:
+    """The texts of a /predict body, or 400/422. The common valid body is read with orjson;
+    any other goes through the pydantic model, which gives the errors."""
+    texts = _common_texts(model, body)
+    if texts is not None:
+        return texts
+    if not body.strip():
+        raise BadRequest("request body is empty; send a JSON object with 'texts'")
+    try:
+        parsed = model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            # "Invalid JSON: EOF while parsing a list at line 1 column 15": position, no input.
+            reason = str(errors[0]["msg"]).removeprefix("Invalid JSON: ")
+            raise BadRequest(f"malformed JSON body: {reason}") from None
+        if errors and errors[0]["type"] == "model_type":
+            raise InvalidInput("the body must be a JSON object with 'texts' or 'text'") from None
+        details = validation_details(errors)
+        raise InvalidInput(summarize(details), details=details) from None
+    return parsed.all_texts()
