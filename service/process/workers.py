@@ -29,6 +29,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
 from gunicorn.glogging import Logger
 from uvicorn import Config
 from uvicorn_worker import UvicornWorker
@@ -103,6 +104,7 @@ class Workers(BaseApplication):  # type: ignore[misc]
             "loglevel": s.log_level,
             "child_exit": _child_exit,
             "proc_name": "textserve",
+            "control_socket_disable": True,  # gunicorn's runtime control interface: not used
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -160,6 +162,9 @@ def serve_workers(settings: Settings) -> int:
         Workers(settings).run()
     except SystemExit as exc:  # the arbiter's exit, or a worker's: gunicorn forks inside run()
         code = exc.code if isinstance(exc.code, int) else 1
+    except HaltServer as exc:  # a worker failed to boot while the arbiter was still starting
+        logging.getLogger("gunicorn.error").error("Shutting down: %s", exc.reason)
+        code = exc.exit_status
     else:
         code = 0
     if os.getpid() == arbiter:

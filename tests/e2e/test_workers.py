@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from bench.workers import children
+from service.bundle.format import sha256_file
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import flip_model_byte, run_service
 
@@ -100,3 +103,57 @@ def test_a_damaged_bundle_stops_the_workers_with_one_clear_line(bundle_copy: Pat
     assert len(clear) == 1
     assert "model.onnx fails its sha256 check" in clear[0]
 
+
+
+def test_sigterm_drains_every_worker(shipped_bundle_dir: Path, tmp_path: Path) -> None:
+    """Requests accepted before SIGTERM are answered; later ones are refused cleanly (503, or
+    no connection once a worker has closed its socket); both workers drain and exit 0."""
+    texts = [f"the flight number {i} was delayed again" for i in range(256)]
+    server = workers_server(
+        shipped_bundle_dir, tmp_path, max_texts_per_request=256, max_queue_size=8192, shutdown_grace_s=20
+    ).start()
+    try:
+        eventually(lambda: server.logs().count('"msg":"ready"') == 2)
+
+        async def scenario() -> list[httpx.Response | Exception]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+                async def one() -> httpx.Response | Exception:
+                    try:
+                        return await client.post("/predict", json={"texts": texts})
+                    except httpx.TransportError as exc:
+                        return exc
+
+                in_flight = [asyncio.create_task(one()) for _ in range(48)]
+                await asyncio.sleep(0.3)  # both workers are busy with some of them by now
+                server.signal(signal.SIGTERM)
+                return await asyncio.gather(*in_flight)
+
+        outcomes = asyncio.run(scenario())
+        code = server.wait(timeout=40)
+    finally:
+        server.stop()
+    answered = [o for o in outcomes if isinstance(o, httpx.Response) and o.status_code == 200]
+    refused = [o for o in outcomes if isinstance(o, httpx.Response) and o.status_code == 503]
+    unreached = [o for o in outcomes if isinstance(o, httpx.ConnectError)]
+    assert len(answered) + len(refused) + len(unreached) == len(outcomes)
+    assert answered and all(len(r.json()["predictions"]) == 256 for r in answered)
+    assert all(r.json()["code"] == "shutting_down" for r in refused)
+    assert server.logs().count('"msg":"draining"') == 2
+    assert code == 0
+
+
+def test_a_model_onnxruntime_refuses_stops_the_start_with_a_clear_error(bundle_copy: Path) -> None:
+    """The arbiter's bundle check passes (the checksums agree); every worker then fails to
+    open the graph, and gunicorn stops with its boot-error code."""
+    model = bundle_copy / "model.onnx"
+    model.write_bytes(b"not an onnx graph")
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["files"]["model.onnx"] = {"sha256": sha256_file(model), "bytes": model.stat().st_size}
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    result = run_service(bundle_copy, TEXTSERVE_WORKERS="2")
+    assert result.returncode == 3
+    clear = {line for line in result.stderr.splitlines() if line.startswith("textserve: ")}
+    assert len(clear) == 1  # each worker that got that far says the same line
+    assert "onnxruntime cannot load model.onnx" in clear.pop()
+    assert "Traceback" not in result.stderr
