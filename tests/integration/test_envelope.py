@@ -4,6 +4,7 @@ app's middleware stack, so middleware added the FastAPI way sees every route."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,7 +16,7 @@ from service.settings import Settings
 class Tagging:
     """A user's middleware: counts the requests it sees and tags their answers."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
