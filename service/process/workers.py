@@ -18,10 +18,13 @@ mode over a temporary directory: any worker's page is the sum over all of them.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -40,6 +43,7 @@ from service.settings import Settings
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name
 BACKLOG = 2048  # uvicorn's default
+_PR_SET_PDEATHSIG = 1
 
 
 class TextserveWorker(UvicornWorker):  # type: ignore[misc]
@@ -56,6 +60,15 @@ class TextserveWorker(UvicornWorker):  # type: ignore[misc]
             backlog=BACKLOG,
             **uvicorn_options(settings),
         )
+
+    def init_process(self) -> None:
+        # gunicorn's arbiter normally outlives its workers; if it is killed outright, the
+        # kernel sends each worker SIGTERM instead of leaving it holding the shared port.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != self.ppid:  # it died before prctl took effect
+            sys.exit(0)
+        super().init_process()
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

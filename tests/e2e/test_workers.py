@@ -157,3 +157,22 @@ def test_a_model_onnxruntime_refuses_stops_the_start_with_a_clear_error(bundle_c
     assert len(clear) == 1  # each worker that got that far says the same line
     assert "onnxruntime cannot load model.onnx" in clear.pop()
     assert "Traceback" not in result.stderr
+
+
+def test_workers_do_not_outlive_a_killed_arbiter(shipped_bundle_dir: Path, tmp_path: Path) -> None:
+    """Orphaned workers would keep serving on the port (each has its own SO_REUSEPORT socket)
+    and take a share of the next server's connections."""
+    with workers_server(shipped_bundle_dir, tmp_path) as server:
+        assert server.proc is not None
+        eventually(lambda: server.logs().count('"msg":"ready"') == 2)
+        workers = children(server.proc.pid)
+        server.signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        eventually(lambda: not any(map(alive, workers)) or None)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
