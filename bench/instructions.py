@@ -133,7 +133,7 @@ def child(args: argparse.Namespace) -> None:
 
     from bench.corpus import load_texts
     from service.asgi import deadlines as clock
-    from service.observability import logs
+    from service.observability import access_log as logs
     from service.process.server import settle_heap
 
     clock.WATCH_AFTER_S = 3600.0  # see the module's docstring

@@ -18,7 +18,7 @@ from service.engine.engine import Engine
 from service.http import routes as http_routes
 from service.http.predict import PATH as PREDICT_PATH
 from service.http.predict import Predict
-from service.observability.logs import AccessLog
+from service.observability.access_log import AccessLog
 from service.observability.metrics import Metrics
 from service.settings import Settings
 from service.v2 import routes as v2_routes

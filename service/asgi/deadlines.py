@@ -1,5 +1,9 @@
 """A request's deadline, and noticing a client that hung up, for almost no CPU per request.
 
+Replaces: ``asyncio.timeout`` for the body and for the answer, and a disconnect-watcher task.
+Gain: the watcher alone cost ~33 us per request, a timer made and cancelled ~4 us on uvloop.
+Off: ``WATCH_AFTER_S = 0`` (every request gets its own timer and watcher at once).
+
 An ``asyncio.timeout`` for the body, another for the answer and a disconnect watcher cost
 three timers (and a task) per request, more CPU than parsing its JSON; even one timer per
 request (made and cancelled) costs ~4 us on uvloop. So a request's clock starts with no

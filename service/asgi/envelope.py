@@ -1,6 +1,10 @@
 """The per-request envelope, as plain ASGI middleware (no BaseHTTPMiddleware cost): request
 id, request metrics, one JSON access-log line, the last-resort 500.
 
+Replaces: FastAPI's routing, ``Request`` and dependency solving for ``POST /predict``.
+Gain: the app's CPU per /predict request in-process 200 -> 79 us (one core).
+Off: ``lean={}`` in ``create_app`` (``service/app.py``): /predict then goes through the router.
+
 Lean routes (``POST /predict``) are a branch inside it: the envelope calls their handler
 itself and writes the answer, without the framework's routing, ``Request`` object and
 dependency solving, which on one core cost as much CPU per request as a batched model run.
@@ -24,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.asgi.errors import REQUEST_ID_KEY, ClientClosedRequest, ServiceError, error_body, from_engine
 from service.engine.admission import EngineError
-from service.observability.logs import AccessLog
+from service.observability.access_log import AccessLog
 from service.observability.metrics import Metrics
 
 ROUTE_KEY = "textserve.route"  # set for lean routes, which the router never sees

@@ -1,5 +1,9 @@
 """``POST /predict``, once: checks, body, texts, the engine, the JSON answer.
 
+Replaces: pydantic's validation of the common body, ``{"texts": [...]}``, read with orjson.
+Gain: with the lean path and the shared request clock, -7.9% instructions per request.
+Off: return None from ``_common_texts``: pydantic then reads every body (same answers).
+
 ``Predict`` is the whole request after the envelope. The envelope calls it directly (the
 lean path: no routing, ``Request`` or dependencies), and the FastAPI route that documents
 /predict in OpenAPI calls the same object.

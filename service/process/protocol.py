@@ -1,5 +1,9 @@
 """uvicorn's httptools protocol, sending each response in one write instead of two.
 
+Replaces: uvicorn's httptools protocol, which writes a response's head and body in two calls.
+Gain: event-loop CPU 295-306 -> 207-225 us per request; +20-26% texts/s at 64 clients x 1 text.
+Off: ``"http": "httptools"`` in ``uvicorn_options`` (``service/process/server.py``).
+
 uvicorn writes a response's head when the app sends ``http.response.start`` and its body
 when the app sends ``http.response.body``: two ``send()`` system calls and two TCP segments
 for every small JSON reply. On one core under load the second call is not cheap: uvicorn's

@@ -4,7 +4,7 @@ import io
 import json
 import re
 
-from service.observability.logs import AccessLog, _now
+from service.observability.access_log import AccessLog, _now
 
 
 async def test_access_lines_are_written_in_batches_and_never_lost() -> None:
