@@ -24,8 +24,8 @@ import orjson
 import uvicorn
 
 from service.bundle.runtime import ModelRuntime
-from service.engine.engine import load_runtime
 from service.engine.predictor import Predictor
+from service.engine.served import load_runtime
 from service.observability.metrics import Metrics
 from service.process.protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
@@ -40,7 +40,7 @@ class _BatchSizes:
         self.metrics = metrics
 
     def batch_started(self, size: int, queue_waits: Any) -> None:
-        self.metrics.batch_size.observe(size)
+        self.metrics.batch_size.labels("bare", "1").observe(size)
 
     def batch_finished(self, size: int, seconds: float, ok: bool) -> None:
         pass

@@ -113,7 +113,7 @@ class StubModel:
 def build_app(which: str) -> Any:
     """The service's app (or the bare server's) on the shipped model, the model stubbed."""
     from service.app import create_app
-    from service.engine.engine import load_runtime
+    from service.engine.served import load_runtime
     from service.settings import Settings
 
     settings = Settings()

@@ -44,16 +44,21 @@ RESULTS = REPO / "bench" / "results"
 
 
 def _bucket_counts(metrics: str) -> dict[float, float]:
-    out = {}
-    for le, value in re.findall(r'^textserve_batch_size_bucket\{le="([^"]+)"\} (\S+)$', metrics, re.M):
-        out[float("inf") if le == "+Inf" else float(le)] = float(value)
+    """Cumulative batch-size buckets, summed over every model version's series."""
+    out: dict[float, float] = {}
+    for labels, value in re.findall(r"^textserve_batch_size_bucket\{([^}]*)\} (\S+)$", metrics, re.M):
+        le = re.search(r'le="([^"]+)"', labels)
+        if le:
+            bound = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
+            out[bound] = out.get(bound, 0.0) + float(value)
     return out
 
 
 def _sum_count(metrics: str, name: str) -> tuple[float, float]:
-    s = re.search(rf"^{name}_sum (\S+)$", metrics, re.M)
-    c = re.search(rf"^{name}_count (\S+)$", metrics, re.M)
-    return (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
+    def total(suffix: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}_{suffix}(?:\{{[^}}]*\}})? (\S+)$", metrics, re.M))
+
+    return total("sum"), total("count")
 
 
 def batch_summary(before: str, after: str) -> dict[str, Any]:

@@ -1,16 +1,18 @@
 """Service settings, read from ``TEXTSERVE_*`` environment variables and checked at start.
 
 Every field's docstring is its documentation: ``python -m service.settings`` prints them as
-the README's settings table, and a test keeps that table current.
+the README's settings table (``--write README.md`` puts it there), and a test keeps that
+table current.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle.options import OptimizationLevel, Precision
 
@@ -22,7 +24,28 @@ class Settings(BaseSettings):
     )
 
     model_path: Path = Path("models/sentiment")
-    """A bundle directory, or a model directory whose highest numeric version is served."""
+    """A bundle directory, or a model directory whose highest numeric version is served
+    (used when ``MODEL_REPOSITORY`` is unset)."""
+
+    model_repository: Path | None = None
+    """A directory of models, ``<repository>/<name>/<version>/``, each version a bundle
+    (docs/models.md). When set, ``MODEL_PATH`` is not used."""
+
+    model_control_mode: Literal["none", "poll", "explicit"] = "none"
+    """none: load at start, never change. poll: rescan every ``REPOSITORY_POLL_S`` (new
+    versions load, removed ones unload). explicit: load at start (all models, or
+    ``LOAD_MODELS``), then change only through ``/v2/repository/models/<name>/load`` and
+    ``.../unload``."""
+
+    repository_poll_s: float = Field(10.0, gt=0, le=86400)
+    """Seconds between two looks at the repository in poll mode."""
+
+    default_model: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The model ``/predict`` and ``/model`` answer for; required when the repository holds
+    more than one model."""
+
+    load_models: Annotated[tuple[str, ...], NoDecode] = ()
+    """Explicit mode: the models to load at start, comma-separated (default: all)."""
 
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("TEXTSERVE_HOST", "HOST"))
     """Interface to bind (``HOST`` is also read, for container platforms)."""
@@ -89,6 +112,13 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     """If set, /predict needs ``Authorization: Bearer <key>``; health and metrics stay open."""
 
+    @field_validator("load_models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.max_texts_per_request > self.max_queue_size:
@@ -98,11 +128,14 @@ class Settings(BaseSettings):
             )
         if self.api_key is not None and not self.api_key.get_secret_value().strip():
             raise ValueError("api_key is set but empty")
+        bad = [n for n in self.load_models if not re.match(r"^[A-Za-z0-9_.-]+$", n) or n in (".", "..")]
+        if bad:
+            raise ValueError(f"load_models holds names that are not model names: {bad}")
         return self
 
 
 def _shown(value: object) -> str:
-    if value is None:
+    if value is None or value == ():
         return "unset"
     text = str(value).lower() if isinstance(value, bool) else str(value)
     return f"`{text}`"
@@ -121,5 +154,18 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def write_table(markdown: Path) -> None:
+    """Replace the table between the settings markers of a markdown file."""
+    text = markdown.read_text(encoding="utf-8")
+    start = text.index("\n", text.index("<!-- settings:")) + 1
+    end = text.index("<!-- /settings -->")
+    markdown.write_text(text[:start] + markdown_table() + "\n" + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:  # python -m service.settings --write README.md
+        write_table(Path(sys.argv[2]))
+    else:
+        print(markdown_table())

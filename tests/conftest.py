@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,24 @@ def _no_textserve_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TEXTSERVE_") or name in ("HOST", "PORT"):
             monkeypatch.delenv(name)
+
+
+def publish(bundle: Path, model_dir: Path, version: int, damage: Callable[[Path], None] | None = None) -> Path:
+    """A copy of ``bundle`` as ``version`` of ``model_dir``, written aside and then renamed
+    into place (the documented way to publish); ``damage`` alters it before the rename."""
+    staging = model_dir / f".staging-{version}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(bundle, staging)
+    manifest = json.loads((staging / "manifest.json").read_text())
+    manifest["version"] = version
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    if damage is not None:
+        damage(staging)
+    return staging.rename(model_dir / str(version))
+
+
+def make_repository(root: Path, bundle: Path, models: dict[str, list[int]]) -> Path:
+    for name, versions in models.items():
+        for version in versions:
+            publish(bundle, root / name, version)
+    return root

@@ -33,6 +33,8 @@ from service.observability.metrics import Metrics
 
 ROUTE_KEY = "textserve.route"  # set for lean routes, which the router never sees
 TEXTS_KEY = "textserve.texts"  # number of texts, set by inference routes, for the access log
+MODEL_KEY = "textserve.model"  # (model, version) that answered, set by inference routes
+_NO_MODEL = ("", "")
 
 # A lean route: the answer's JSON body (status 200), or a ServiceError / EngineError.
 LeanHandler = Callable[[Scope, Receive], Awaitable[bytes]]
@@ -90,21 +92,16 @@ class RequestRecorder:
         self.metrics = metrics
         self.access_log = access_log
         self.probes = probes
-        # One lookup per request for both series; the set of children is small.
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = route_of(scope)
         probe = route in self.probes
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+        model = scope.get(MODEL_KEY, _NO_MODEL)
         if not probe:
-            key = (route, method, str(status))
-            children = self._children.get(key)
-            if children is None:
-                children = (self.metrics.requests.labels(*key), self.metrics.request_seconds.labels(route))
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(seconds)
+            counter, latency = self.metrics.request_series(route, method, str(status), *model)
+            counter.inc()
+            latency.observe(seconds)
         if self.access_log is not None and (not probe or status >= 500):
             entry: dict[str, Any] = {
                 "request_id": request_id,
@@ -116,6 +113,8 @@ class RequestRecorder:
             texts = scope.get(TEXTS_KEY)
             if texts is not None:
                 entry["texts"] = texts
+            if model is not _NO_MODEL:
+                entry["model"], entry["version"] = model
             self.access_log.write(entry)
 
 

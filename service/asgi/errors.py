@@ -14,11 +14,19 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.engine.admission import EngineError, NotReady, Overloaded, ShuttingDown
+from service.engine.admission import (
+    ControlRefused,
+    EngineError,
+    InvalidName,
+    LoadFailed,
+    NotReady,
+    Overloaded,
+    ShuttingDown,
+    UnknownModel,
+)
 
 # Where the envelope keeps a request's id in its ASGI scope; every error body carries it.
 REQUEST_ID_KEY = "textserve.request_id"
@@ -54,6 +62,10 @@ class Unauthorized(ServiceError):
 
 class NotFound(ServiceError):
     status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
 
 
 class PayloadTooLarge(ServiceError):
@@ -103,27 +115,6 @@ class ClientClosedRequest(ServiceError):
     status, code = 499, "client_closed_request"
 
 
-class ErrorResponse(BaseModel):
-    error: str = Field(description="what was wrong, for a person")
-    code: str = Field(description="stable machine-readable reason")
-    details: list[dict[str, Any]] | None = Field(None, description="per-field problems, if any")
-    request_id: str | None = None
-
-
-# What the statuses both APIs share mean; each API adds its own 400/415 and the rest.
-COMMON_ERROR_DESCRIPTIONS = {
-    401: "API key required and missing or wrong",
-    413: "Body larger than the limit",
-    503: "Overloaded, loading or shutting down (see Retry-After)",
-    504: "Not answered within the request timeout",
-}
-
-
-def error_responses(descriptions: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for error ``statuses``, each an ErrorResponse body."""
-    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
-
-
 def from_engine(exc: EngineError) -> ServiceError:
     """The HTTP answer to an engine's refusal."""
     message = str(exc)
@@ -133,6 +124,14 @@ def from_engine(exc: EngineError) -> ServiceError:
         return Unavailable(message, code="shutting_down", close=True)
     if isinstance(exc, NotReady):
         return Unavailable(message, code="not_ready")
+    if isinstance(exc, UnknownModel):
+        return NotFound(message)
+    if isinstance(exc, InvalidName):
+        return BadRequest(message)
+    if isinstance(exc, ControlRefused):
+        return Conflict(message)
+    if isinstance(exc, LoadFailed):
+        return BadRequest(message)  # the model repository extension's usual status for a failed load
     return ServiceError(message)
 
 

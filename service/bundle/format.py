@@ -30,7 +30,13 @@ _CHUNK = 1 << 20
 
 
 class BundleError(Exception):
-    """A bundle that must not be served; the message names the bundle and the problem."""
+    """A bundle that must not be served; the message names the bundle and the problem, and
+    ``reason`` says what kind of problem it is, in a word fit for a metric label: manifest,
+    checksum, tokenizer, onnx, signature or invalid."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TensorSpec(BaseModel):
@@ -188,39 +194,39 @@ def read_manifest(directory: Path) -> Manifest:
     try:
         data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise BundleError(f"bundle {directory}: {MANIFEST} is missing") from exc
+        raise BundleError(f"bundle {directory}: {MANIFEST} is missing", "manifest") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"bundle {directory}: {MANIFEST} is unreadable: {exc}") from exc
+        raise BundleError(f"bundle {directory}: {MANIFEST} is unreadable: {exc}", "manifest") from exc
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         found = data.get("schema_version") if isinstance(data, dict) else None
         raise BundleError(
-            f"bundle {directory}: manifest schema_version {found!r} is not {SCHEMA_VERSION}"
+            f"bundle {directory}: manifest schema_version {found!r} is not {SCHEMA_VERSION}", "manifest"
         )
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "manifest"
-        raise BundleError(f"bundle {directory}: invalid manifest ({where}: {first['msg']})") from exc
+        raise BundleError(f"bundle {directory}: invalid manifest ({where}: {first['msg']})", "manifest") from exc
 
 
 def verify_files(directory: Path, manifest: Manifest) -> None:
     for rel, entry in manifest.files.items():
         path = directory / rel
         if not path.is_file():
-            raise BundleError(f"bundle {directory}: {rel} is missing")
+            raise BundleError(f"bundle {directory}: {rel} is missing", "checksum")
         try:
             size = path.stat().st_size
             if size != entry.bytes:
                 raise BundleError(
                     f"bundle {directory}: {rel} is {size} bytes, manifest says {entry.bytes}"
-                    " (truncated or replaced)"
+                    " (truncated or replaced)", "checksum",
                 )
             actual = sha256_file(path)
         except OSError as exc:
-            raise BundleError(f"bundle {directory}: cannot read {rel}: {exc.strerror}") from exc
+            raise BundleError(f"bundle {directory}: cannot read {rel}: {exc.strerror}", "checksum") from exc
         if actual != entry.sha256:
-            raise BundleError(f"bundle {directory}: {rel} fails its sha256 check (altered)")
+            raise BundleError(f"bundle {directory}: {rel} fails its sha256 check (altered)", "checksum")
 
 
 def _read_parts(directory: Path, manifest: Manifest) -> Tokenizer:
@@ -228,13 +234,13 @@ def _read_parts(directory: Path, manifest: Manifest) -> Tokenizer:
         labels = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
         tokenizer = Tokenizer.load(directory / TOKENIZER_FILE)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"bundle {directory}: cannot read its tokenizer or labels: {exc}") from exc
+        raise BundleError(f"bundle {directory}: cannot read its tokenizer or labels: {exc}", "tokenizer") from exc
     if labels != manifest.labels:
-        raise BundleError(f"bundle {directory}: {LABELS_FILE} {labels} != manifest {manifest.labels}")
+        raise BundleError(f"bundle {directory}: {LABELS_FILE} {labels} != manifest {manifest.labels}", "manifest")
     if tokenizer.max_length != manifest.max_length:
         raise BundleError(
             f"bundle {directory}: tokenizer max_length {tokenizer.max_length}"
-            f" != manifest {manifest.max_length}"
+            f" != manifest {manifest.max_length}", "tokenizer",
         )
     return tokenizer
 

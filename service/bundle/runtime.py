@@ -48,7 +48,8 @@ class ModelRuntime:
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
-            raise BundleError(f"bundle {bundle.path}: onnxruntime cannot load {self.model_file}: {exc}") from exc
+            where = f"bundle {bundle.path}: onnxruntime cannot load {self.model_file}"
+            raise BundleError(f"{where}: {exc}", "onnx") from exc
         self._check_signature()
         self.input_name = bundle.manifest.input.name
         self.output_name = bundle.manifest.output.name
@@ -59,25 +60,25 @@ class ModelRuntime:
         outputs = self.session.get_outputs()
         where = f"bundle {self.bundle.path}: {self.model_file}"
         if len(inputs) != 1:
-            raise BundleError(f"{where} has {len(inputs)} inputs, expected 1")
+            raise BundleError(f"{where} has {len(inputs)} inputs, expected 1", "signature")
         got_in = inputs[0]
         if got_in.name != manifest.input.name or _ORT_DTYPES.get(got_in.type) != "int32":
             raise BundleError(
                 f"{where} input is {got_in.name!r} {got_in.type}, manifest says"
-                f" {manifest.input.name!r} int32"
+                f" {manifest.input.name!r} int32", "signature",
             )
         if len(got_in.shape) != 2:
-            raise BundleError(f"{where} input has rank {len(got_in.shape)}, expected 2")
+            raise BundleError(f"{where} input has rank {len(got_in.shape)}, expected 2", "signature")
         match = [o for o in outputs if o.name == manifest.output.name]
         if not match:
-            raise BundleError(f"{where} has no output named {manifest.output.name!r}")
+            raise BundleError(f"{where} has no output named {manifest.output.name!r}", "signature")
         got_out = match[0]
         n_labels = len(manifest.labels)
         if _ORT_DTYPES.get(got_out.type) != "float32" or len(got_out.shape) != 2:
-            raise BundleError(f"{where} output is {got_out.type} {got_out.shape}, expected float32 rank 2")
+            raise BundleError(f"{where} output is {got_out.type} {got_out.shape}, expected float32 rank 2", "signature")
         if isinstance(got_out.shape[1], int) and got_out.shape[1] != n_labels:
             raise BundleError(
-                f"{where} outputs {got_out.shape[1]} classes but the manifest has {n_labels} labels"
+                f"{where} outputs {got_out.shape[1]} classes but the manifest has {n_labels} labels", "signature",
             )
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
@@ -93,5 +94,5 @@ class ModelRuntime:
             if probs.shape != (rows, n_labels) or not np.all(np.isfinite(probs)):
                 raise BundleError(
                     f"bundle {self.bundle.path}: model.onnx returned shape {probs.shape}"
-                    f" (expected {(rows, n_labels)}) or non-finite values on warm-up"
+                    f" (expected {(rows, n_labels)}) or non-finite values on warm-up", "onnx",
                 )

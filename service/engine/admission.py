@@ -25,6 +25,22 @@ class Overloaded(EngineError):
     """The queue is full; retrying shortly may succeed."""
 
 
+class UnknownModel(EngineError):
+    """No such model, or no such version of it."""
+
+
+class InvalidName(EngineError):
+    """A model name or version that is not one safe path segment."""
+
+
+class ControlRefused(EngineError):
+    """A load or unload the model control mode does not allow."""
+
+
+class LoadFailed(EngineError):
+    """A model that was asked for could not be loaded; the message says why."""
+
+
 class Phase(enum.Enum):
     LOADING = "loading"
     READY = "ready"

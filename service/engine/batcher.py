@@ -91,7 +91,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self.max_queue_size = max_queue_size
-        self._observer: BatchObserver = observer or _NullObserver()
+        self.observer: BatchObserver = observer or _NullObserver()
         self._queue: deque[_Job[Any]] = deque()
         self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
@@ -279,19 +279,19 @@ class MicroBatcher:
             return
         items = [item for job in live for item in job.items]
         now = time.monotonic()
-        self._observer.batch_started(len(items), [now - job.enqueued_at for job in live])
+        self.observer.batch_started(len(items), [now - job.enqueued_at for job in live])
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, items)
             if len(results) != len(items):
                 raise RuntimeError(f"model returned {len(results)} results for {len(items)} items")
         except Exception as exc:  # every waiter must hear about it
-            self._observer.batch_finished(len(items), time.perf_counter() - started, ok=False)
+            self.observer.batch_finished(len(items), time.perf_counter() - started, ok=False)
             for job in live:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
-        self._observer.batch_finished(len(items), time.perf_counter() - started, ok=True)
+        self.observer.batch_finished(len(items), time.perf_counter() - started, ok=True)
         offset = 0
         for job in live:
             n = len(job.items)

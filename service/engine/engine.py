@@ -1,98 +1,100 @@
-"""The engine: one loaded model behind admission. ``start()`` loads and warms the model and
-starts the batcher; ``predict(texts)`` admits, tokenizes, queues and runs; ``stop()`` drains.
-Every transport (the /predict route, V2 over HTTP) calls ``predict`` and nothing below it."""
+"""The engine: the loaded models behind admission. ``start()`` loads what the repository and
+the control mode ask for; ``predict(texts, model, version)`` admits, routes, tokenizes,
+queues and runs; ``stop()`` drains. Every transport calls ``predict`` and nothing below it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from service.bundle.format import Manifest, load_bundle
-from service.bundle.options import RuntimeOptions
+from service.bundle.format import Manifest
 from service.bundle.runtime import ModelRuntime
-from service.engine.admission import Admission, Overloaded, ShuttingDown
+from service.engine.admission import (
+    Admission,
+    NotReady,
+    Overloaded,
+    ShuttingDown,
+    UnknownModel,
+)
 from service.engine.batcher import BatcherClosedError, QueueFullError
-from service.engine.predictor import Prediction, Predictor
+from service.engine.control import ModelControl
+from service.engine.predictor import Prediction
+from service.engine.repository import check_name
+from service.engine.served import ModelState, ServedVersion
 from service.observability.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("textserve")
 
 
-def load_runtime(settings: Settings) -> ModelRuntime:
-    """Verify the bundle, open it in onnxruntime and warm it up; BundleError if it cannot be."""
-    bundle = load_bundle(settings.model_path)
-    runtime = ModelRuntime(
-        bundle,
-        RuntimeOptions(
-            intra_op_threads=settings.intra_op_threads,
-            inter_op_threads=settings.inter_op_threads,
-            optimization=settings.graph_optimization,
-            variant=settings.precision,
-        ),
-    )
-    runtime.warm_up()
-    return runtime
+@dataclass(slots=True)
+class Answer:
+    """What a model version said about some texts."""
+
+    model: str
+    version: int
+    labels: list[str]
+    predictions: list[Prediction]
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return {"name": self.model, "version": self.version}
 
 
 class Engine:
-    """Texts in, predictions out. ``runtime`` serves a model that is already loaded."""
+    """Texts in, predictions out. ``runtime`` serves a model that is already loaded (one
+    model, from ``TEXTSERVE_MODEL_PATH``)."""
 
     def __init__(self, settings: Settings, metrics: Metrics, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.admission = Admission()
-        self._runtime = runtime
-        self._predictor: Predictor | None = None
-        self.manifest: Manifest | None = None
-        self.model_ref: dict[str, Any] = {}
+        self.control = ModelControl(settings, metrics, runtime)
+        self._loaded = False
 
-    @property
-    def predictor(self) -> Predictor:
-        if self._predictor is None:
-            raise RuntimeError("model not loaded")
-        return self._predictor
+    # -- life ------------------------------------------------------------------------------------
 
-    @property
-    def labels(self) -> list[str]:
-        return self.predictor.labels
+    async def load(self) -> None:
+        """Load the models asked for at start (off the event loop); BundleError, with the one
+        line to say, if the default model cannot be served. ``start`` does it if not done."""
+        await self.control.load_initial()
+        self._loaded = True
 
     async def start(self) -> None:
-        """Load (off the event loop), warm up, start the batcher, then admit requests."""
-        settings = self.settings
-        runtime = self._runtime if self._runtime is not None else await asyncio.to_thread(load_runtime, settings)
-        predictor = Predictor(
-            runtime,
-            max_batch_size=settings.max_batch_size,
-            max_delay=settings.max_batch_delay_ms / 1000,
-            max_queue_size=settings.max_queue_size,
-            observer=self.metrics,
-        )
-        predictor.batcher.start()
-        self._predictor = predictor
-        manifest = self.manifest = runtime.bundle.manifest
-        self.model_ref = {"name": manifest.name, "version": manifest.version}
-        admission, batcher = self.admission, predictor.batcher
-        self.metrics.track(lambda: batcher.queued_items, lambda: admission.in_flight, lambda: admission.ready)
-        served = manifest.files[runtime.model_file].sha256
-        self.metrics.set_model(manifest.name, manifest.version, served, manifest.labels)
-        admission.mark_ready()
-        log.info("ready", extra={"model": manifest.name, "version": manifest.version, "path": str(runtime.bundle.path)})
+        if not self._loaded:
+            await self.load()
+        self.control.start()
+        self.metrics.track(lambda: self.admission.in_flight, lambda: self.ready)
+        self.admission.mark_ready()
+        served = self.route(None, None)
+        log.info("ready", extra={"model": served.name, "version": served.version, "path": str(served.path),
+                                 "models": sorted(self.control.models)})
 
     def begin_drain(self) -> None:
         """Refuse new requests from now on; those accepted go on."""
         self.admission.begin_drain()
 
     async def stop(self) -> None:
-        """Drain: let accepted requests finish (up to the grace period), then stop the batcher."""
+        """Drain: let accepted requests finish (up to the grace period), then stop every model."""
         self.begin_drain()
         await self.admission.wait_idle(self.settings.shutdown_grace_s)
-        if self._predictor is not None:
-            await self._predictor.batcher.stop()
+        await self.control.stop()
+        self._loaded = False
         self.metrics.untrack()
         log.info("stopped")
+
+    @property
+    def ready(self) -> bool:
+        """Admitting requests, and the default model has a version that serves."""
+        if not self.admission.ready:
+            return False
+        default = self.control.models.get(self.control.default)
+        return default is not None and bool(default.ready())
+
+    # -- requests --------------------------------------------------------------------------------
 
     def check_ready(self) -> None:
         """Raise NotReady or ShuttingDown now, before the caller reads a body."""
@@ -102,12 +104,42 @@ class Engine:
             self.metrics.rejected.labels("draining").inc()
             raise
 
-    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predictions for ``texts``, in order; raises the EngineError a client should see."""
+    def model(self, name: str | None) -> ModelState:
+        """A known model (the default one for None); UnknownModel or InvalidName otherwise,
+        NotReady before the repository has been read."""
+        if not self.control.models:
+            raise NotReady("model is not loaded yet")
+        model = self.control.models.get(check_name(name) if name is not None else self.control.default)
+        if model is None:
+            raise UnknownModel(f"unknown model {name!r}")
+        return model
+
+    def route(self, name: str | None, version: int | None) -> ServedVersion:
+        """The version that answers for ``name`` (the default model for None) and ``version``
+        (the highest ready one for None)."""
+        model = self.model(name)
+        ready = model.ready()
+        if version is None:
+            if not ready:
+                raise NotReady(f"model {model.name!r} has no version ready ({model.why_not()})")
+            return ready[0]
+        for served in ready:
+            if served.version == version:
+                return served
+        if version in model.versions:
+            raise NotReady(f"version {version} of model {model.name!r} is {model.versions[version].state.value}")
+        raise UnknownModel(f"model {model.name!r} has no version {version} (loaded: {[v.version for v in ready]})")
+
+    async def predict(self, texts: Sequence[str], name: str | None = None, version: int | None = None) -> Answer:
+        """What the model says about ``texts``, in order; raises the EngineError a client should see."""
+        served = self.route(name, version)
+        predictor = served.predictor
+        assert predictor is not None
         admission = self.admission
         admission.enter()
+        served.enter()
         try:
-            predictions = await self.predictor.predict(texts)
+            predictions = await predictor.predict(texts)
         except QueueFullError:
             self.metrics.rejected.labels("queue_full").inc()
             raise Overloaded("server is overloaded; retry shortly") from None
@@ -115,8 +147,34 @@ class Engine:
             self.metrics.rejected.labels("draining").inc()
             raise ShuttingDown("server is shutting down") from None
         finally:
+            served.leave()
             admission.leave()
-        counters = self.metrics.predictions_by_label
-        for p in predictions:
-            counters[p.label].inc()
-        return predictions
+        metrics = served.metrics
+        if metrics is not None:
+            counters = metrics.predictions_by_label
+            for p in predictions:
+                counters[p.label].inc()
+        return Answer(served.name, served.version, predictor.labels, predictions)
+
+    # -- what clients may see about the models ------------------------------------------------------
+
+    def manifest(self, name: str | None = None) -> Manifest:
+        """The manifest of the version that answers for ``name`` now."""
+        return self.route(name, None).manifest
+
+    @property
+    def default_ref(self) -> dict[str, Any]:
+        return self.route(None, None).ref
+
+    def models_view(self) -> list[dict[str, Any]]:
+        """Every model with its versions and their state (``GET /models``)."""
+        view = []
+        for name in sorted(self.control.models):
+            model = self.control.models[name]
+            versions = [{"version": e["version"], "state": e["state"], "reason": e["reason"]}
+                        for e in self.control.index() if e["name"] == name and "version" in e]
+            entry: dict[str, Any] = {"name": name, "default": name == self.control.default, "versions": versions}
+            if not model.ready():
+                entry["reason"] = model.why_not()
+            view.append(entry)
+        return view

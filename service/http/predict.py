@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope
 from service.asgi.body import read_body
 from service.asgi.checks import verify_api_key, verify_json_content_type
 from service.asgi.context import HttpContext
-from service.asgi.envelope import TEXTS_KEY
+from service.asgi.envelope import MODEL_KEY, TEXTS_KEY
 from service.asgi.errors import BadRequest, InvalidInput, summarize, validation_details
 from service.http.schemas import PredictRequestBase, request_model
 
@@ -45,20 +45,26 @@ class Predict:
         self.ctx = ctx
         self.request_model = request_model(ctx.settings.max_texts_per_request, ctx.settings.max_text_chars)
 
-    async def __call__(self, scope: Scope, receive: Receive) -> bytes:
+    async def __call__(
+        self, scope: Scope, receive: Receive, model: str | None = None, version: int | None = None
+    ) -> bytes:
+        """The answer for the default model (or ``model``, at ``version`` or its highest)."""
         ctx = self.ctx
         engine = ctx.engine
         headers = _headers(scope)
         verify_api_key(ctx.api_key, headers.get("authorization"))
         engine.check_ready()
+        if model is not None:
+            engine.route(model, version)  # an unknown model is a 404 before the body is read
         verify_json_content_type(headers.get("content-type"))
         async with ctx.deadlines.clock(receive) as clock:
             body = await read_body(receive, headers.get("content-length"), ctx.settings.max_body_bytes)
             clock.body_read()
             texts = parse_texts(self.request_model, body)
             scope[TEXTS_KEY] = len(texts)
-            predictions = await engine.predict(texts)
-        return orjson.dumps({"model": engine.model_ref, "predictions": [p.to_dict() for p in predictions]})
+            answer = await engine.predict(texts, model, version)
+        scope[MODEL_KEY] = (answer.model, str(answer.version))
+        return orjson.dumps({"model": answer.ref, "predictions": [p.to_dict() for p in answer.predictions]})
 
 
 def _common_texts(model: type[PredictRequestBase], body: bytes) -> list[str] | None:

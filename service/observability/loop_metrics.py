@@ -83,6 +83,10 @@ class LoopFamily(Collector):
             self._children[values] = child
         return child
 
+    def remove(self, *values: str) -> None:
+        """Drop a series (a model version that is no longer loaded)."""
+        self._children.pop(values, None)
+
     def collect(self) -> Iterator[Metric]:
         family: CounterMetricFamily | HistogramMetricFamily
         if self.kind == "counter":

@@ -110,20 +110,29 @@ def cannot_serve(exc: Exception) -> int:
 
 
 def serve_one(settings: Settings) -> int:
-    """Load the model, then serve it in this process until stopped; the exit code: 0 after a
-    clean stop, 1 if the model cannot be served, 3 if the server never started."""
+    """Load the models, then serve them in this process until stopped; the exit code: 0 after
+    a clean stop, 1 if the default model cannot be served, 3 if the server never started."""
     # Imported here: gunicorn's arbiter imports this module for the workers and must not
     # load onnxruntime (it would start a thread in the process that forks).
     from service.app import create_app
-    from service.bundle.format import BundleError
-    from service.engine.engine import load_runtime
 
-    try:
-        runtime = load_runtime(settings)
-    except BundleError as exc:
-        return cannot_serve(exc)
-    app = create_app(settings, runtime=runtime)
+    app = create_app(settings)
+    if not load_models(app):
+        return 1
     config = uvicorn.Config(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     server = DrainingServer(config, app.state.engine)
     server.run()
     return 0 if server.started else 3
+
+
+def load_models(app: Any) -> bool:
+    """Load what the app's engine serves at start, before any socket is open; False (and
+    the one line saying why) if the default model cannot be served."""
+    from service.bundle.format import BundleError
+
+    try:
+        asyncio.run(app.state.engine.load())
+    except BundleError as exc:
+        cannot_serve(exc)
+        return False
+    return True

@@ -38,7 +38,7 @@ from uvicorn import Config
 from uvicorn_worker import UvicornWorker
 
 from service.observability.logs import json_handler
-from service.process.server import DrainingServer, cannot_serve, uvicorn_options
+from service.process.server import DrainingServer, cannot_serve, load_models, uvicorn_options
 from service.settings import Settings
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name
@@ -123,21 +123,17 @@ class Workers(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        """In each worker, after the fork: load the model, then build the app."""
+        """In each worker, after the fork: build the app and load its models."""
         import prometheus_client.values
 
         from service.app import create_app
-        from service.bundle.format import BundleError
-        from service.engine.engine import load_runtime
 
         # The metrics directory was set after prometheus-client was first imported, if it was.
         prometheus_client.values.ValueClass = prometheus_client.values.get_value_class()  # type: ignore[no-untyped-call]
-        try:
-            runtime = load_runtime(self.settings)
-        except BundleError as exc:
-            cannot_serve(exc)
+        app = create_app(self.settings)
+        if not load_models(app):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
-        return create_app(self.settings, runtime=runtime)
+        return app
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -162,10 +158,11 @@ def serve_workers(settings: Settings) -> int:
     # numpy, loaded to verify the bundle, would start a BLAS thread pool in the process that
     # forks; the service runs no BLAS routine.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from service.bundle.format import BundleError, load_bundle
+    from service.bundle.format import BundleError
+    from service.engine.repository import check_repository
 
     try:
-        load_bundle(settings.model_path)
+        check_repository(settings)
     except BundleError as exc:
         return cannot_serve(exc)
     directory = tempfile.mkdtemp(prefix="textserve-metrics-")

@@ -40,10 +40,10 @@ class OutputPlan:
     classification: int | None = None
 
 
-def model_metadata(name: str, version: int, labels: Sequence[str]) -> dict[str, Any]:
+def model_metadata(name: str, versions: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     return {
         "name": name,
-        "versions": [str(version)],
+        "versions": [str(v) for v in versions],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [

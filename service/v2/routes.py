@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -23,21 +24,18 @@ from service import __version__
 from service.asgi.body import read_body
 from service.asgi.checks import verify_api_key
 from service.asgi.context import HttpContext, context_of
-from service.asgi.envelope import TEXTS_KEY
-from service.asgi.errors import (
-    COMMON_ERROR_DESCRIPTIONS,
-    BadRequest,
-    NotFound,
-    Unavailable,
-    UnsupportedMediaType,
-    error_responses,
-)
+from service.asgi.envelope import MODEL_KEY, TEXTS_KEY
+from service.asgi.errors import BadRequest, NotFound, UnsupportedMediaType
+from service.asgi.openapi import COMMON_ERROR_DESCRIPTIONS, error_responses, path_parameters
 from service.asgi.responses import EXAMPLE_TEXTS, empty, json_response
+from service.engine.admission import InvalidName, NotReady
+from service.engine.repository import check_version
+from service.engine.served import ServedVersion
 from service.v2.codec import HEADER_LENGTH, TensorError, encode_infer_response, parse_header_length, parse_infer_request
 from service.v2.model import build_outputs, model_metadata, plan_outputs, texts_of
 
 SERVER_NAME = "textserve"
-EXTENSIONS = ["binary_tensor_data", "classification"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_repository(unload_dependents)"]
 BINARY = "application/octet-stream"
 MODEL = "/models/{model_name}"
 VERSION = "/models/{model_name}/versions/{model_version}"
@@ -47,19 +45,15 @@ PROBES = frozenset(
 )
 
 
-def served_model(ctx: HttpContext, request: Request) -> str:
-    """The served version's string if the path names the served model (and version, when
-    given); 404 otherwise, 503 while no model is loaded."""
-    manifest = ctx.engine.manifest
-    if manifest is None:
-        raise Unavailable("model is not loaded yet", code="not_ready")
-    name, version = request.path_params["model_name"], request.path_params.get("model_version")
-    served = str(manifest.version)
-    if name != manifest.name:
-        raise NotFound(f"unknown model; the served model is {manifest.name!r}")
-    if version is not None and version != served:
-        raise NotFound(f"unknown version of model {manifest.name!r}; the served version is {served}")
-    return served
+def _version(request: Request) -> int | None:
+    version = request.path_params.get("model_version")
+    return check_version(version) if version is not None else None
+
+
+def served_model(ctx: HttpContext, request: Request) -> ServedVersion:
+    """The version that answers for the model (and version) the path names: 404 for an
+    unknown model or version, 400 for a name that is not one, 503 while none is ready."""
+    return ctx.engine.route(request.path_params["model_name"], _version(request))
 
 
 # -- health and metadata --------------------------------------------------------------------
@@ -74,22 +68,27 @@ async def server_live() -> Response:
 
 
 async def server_ready(request: Request) -> Response:
-    return empty(200 if context_of(request).engine.admission.ready else 400)
+    return empty(200 if context_of(request).engine.ready else 400)
 
 
 async def model_ready(request: Request) -> Response:
-    ctx = context_of(request)
-    if ctx.engine.manifest is not None:
-        served_model(ctx, request)
-    return empty(200 if ctx.engine.admission.ready else 400)
+    """200 when the model (version) serves; 400 while it does not; 404 if it is unknown."""
+    engine = context_of(request).engine
+    try:
+        engine.route(request.path_params["model_name"], _version(request))
+    except NotReady:
+        return empty(400)
+    except InvalidName as exc:  # here 400 means "not ready": a name that cannot exist is unknown
+        raise NotFound(str(exc)) from None
+    return empty(200 if engine.admission.ready else 400)
 
 
 async def model_metadata_route(request: Request) -> Response:
     ctx = context_of(request)
-    served_model(ctx, request)
-    manifest = ctx.engine.manifest
-    assert manifest is not None
-    return json_response(model_metadata(manifest.name, manifest.version, manifest.labels))
+    served = served_model(ctx, request)
+    model = ctx.engine.model(served.name)
+    versions = [v.version for v in model.ready()]
+    return json_response(model_metadata(served.name, versions, served.manifest.labels))
 
 
 # -- inference ------------------------------------------------------------------------------
@@ -105,29 +104,81 @@ async def infer(request: Request) -> Response:
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
-    labels = engine.labels
+    assert served.predictor is not None
+    n_labels = len(served.predictor.labels)
     async with ctx.deadlines.clock(request.receive) as clock:
         body = await read_body(request.receive, headers.get("content-length"), settings.max_body_bytes)
         clock.body_read()
         try:
             parsed = parse_infer_request(body, parse_header_length(headers.get(HEADER_LENGTH), len(body)))
             texts = texts_of(parsed, max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
-            plans = plan_outputs(parsed, len(labels))
+            plans = plan_outputs(parsed, n_labels)
         except TensorError as exc:
             raise BadRequest(str(exc)) from None
         request.scope[TEXTS_KEY] = len(texts)
-        predictions = await engine.predict(texts)
+        answer = await engine.predict(texts, served.name, _version(request))
+    request.scope[MODEL_KEY] = (answer.model, str(answer.version))
     content, header_length = encode_infer_response(
-        request.path_params["model_name"], served, parsed.id, build_outputs(plans, predictions, labels)
+        answer.model, str(answer.version), parsed.id, build_outputs(plans, answer.predictions, answer.labels)
     )
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(content, media_type=BINARY, headers={HEADER_LENGTH: str(header_length)})
 
 
+# -- the model repository extension (Triton's) ------------------------------------------------
+
+
+async def _json_body(ctx: HttpContext, request: Request, allowed: set[str]) -> dict[str, Any]:
+    """The small optional JSON body of a repository request: ``{}`` when empty."""
+    body = await read_body(request.receive, request.headers.get("content-length"), ctx.settings.max_body_bytes)
+    if not body.strip():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict) or set(data) - allowed:
+        raise BadRequest(f"the body must be a JSON object with at most {sorted(allowed)}")
+    return data
+
+
+async def repository_index(request: Request) -> Response:
+    """Every model of the repository, each version with its state and the reason for it."""
+    ctx = context_of(request)
+    verify_api_key(ctx.api_key, request.headers.get("authorization"))
+    ready = (await _json_body(ctx, request, {"ready"})).get("ready", False)
+    if not isinstance(ready, bool):
+        raise BadRequest("'ready' must be true or false")
+    return json_response(ctx.engine.control.index(ready_only=ready))
+
+
+async def repository_load(request: Request) -> Response:
+    """Load (or reload) a model: explicit control mode only."""
+    ctx = context_of(request)
+    verify_api_key(ctx.api_key, request.headers.get("authorization"))
+    parameters = (await _json_body(ctx, request, {"parameters"})).get("parameters") or {}
+    if not isinstance(parameters, dict) or parameters:
+        raise BadRequest("load takes no parameters here: the model's files and config.json come from the repository")
+    await ctx.engine.control.load(request.path_params["model_name"])
+    return empty(200)
+
+
+async def repository_unload(request: Request) -> Response:
+    """Unload every version of a model: explicit control mode only."""
+    ctx = context_of(request)
+    verify_api_key(ctx.api_key, request.headers.get("authorization"))
+    parameters = (await _json_body(ctx, request, {"parameters"})).get("parameters") or {}
+    if not isinstance(parameters, dict) or set(parameters) - {"unload_dependents"}:
+        raise BadRequest("unload takes only the 'unload_dependents' parameter")
+    await ctx.engine.control.unload(request.path_params["model_name"])
+    return empty(200)
+
+
 ERRORS = {
     **COMMON_ERROR_DESCRIPTIONS,
-    400: "Malformed request, or a tensor that does not fit the model",
+    409: "Not allowed in this model control mode",
+    400: "Malformed request, a tensor that does not fit the model, or a model name or version that is not one",
     404: "Unknown model or version",
     415: "Compressed body",
 }
@@ -143,13 +194,6 @@ INFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
 }}}
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    """OpenAPI's description of the path's parameters, which the handlers read from
-    ``request.path_params`` (one handler serves a route with a version and one without)."""
-    names = [name for name in ("model_name", "model_version") if "{" + name + "}" in path]
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
-
-
 Handler = Callable[..., Awaitable[Response]]
 
 
@@ -161,7 +205,8 @@ def build_router() -> APIRouter:
               method: str = "GET", empty: bool = False, extra: dict[str, Any] | None = None) -> None:
         # Health answers are the status alone, with an empty body, as the protocol says.
         response_class: dict[str, Any] = {"response_class": Response} if empty else {}
-        openapi = {**(extra or {}), "parameters": _path_parameters(path)} if "{" in path else extra
+        parameters = path_parameters(path, "model_name", "model_version")
+        openapi = {**(extra or {}), "parameters": parameters} if parameters else extra
         router.add_api_route(path, handler, methods=[method], summary=summary, responses=responses,
                              openapi_extra=openapi, **response_class)
 
@@ -171,7 +216,13 @@ def build_router() -> APIRouter:
     ready = {**health, **error_responses(ERRORS, 404)}
     for path, what in ((MODEL, "Model"), (VERSION, "Model version")):
         route(path + "/ready", model_ready, f"{what} ready", ready, empty=True)
-        route(path, model_metadata_route, f"{what} metadata", error_responses(ERRORS, 404, 503))
+        route(path, model_metadata_route, f"{what} metadata", error_responses(ERRORS, 400, 404, 503))
         route(path + "/infer", infer, "Inference", error_responses(ERRORS, 400, 401, 404, 413, 415, 503, 504),
               method="POST", extra=INFER_BODY)
+    route("/repository/index", repository_index, "Repository index", error_responses(ERRORS, 400, 401),
+          method="POST")
+    for action, handler in (("load", repository_load), ("unload", repository_unload)):
+        route(f"/repository/models/{{model_name:path}}/{action}", handler, f"Model {action}",
+              {200: {"description": "done"}, **error_responses(ERRORS, 400, 401, 404, 409)}, method="POST",
+              empty=True)
     return router

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from service.bundle.format import load_bundle
 from service.bundle.runtime import ModelRuntime
 from tests.e2e.server import REPO, ServerProcess
+from tests.reliability.helpers import metric
 
 pytestmark = pytest.mark.e2e
 LABELS = ["negative", "neutral", "positive"]
@@ -32,9 +32,7 @@ def expected(bundle_dir: Path, texts: list[str]) -> np.ndarray:
 
 def batch_counts(metrics: str) -> tuple[float, float]:
     """(number of batches, number of batches of exactly one text) from /metrics."""
-    total = float(re.search(r"^textserve_batch_size_count (\S+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
-    single = float(re.search(r'^textserve_batch_size_bucket\{le="1.0"\} (\S+)$', metrics, re.M).group(1))  # type: ignore[union-attr]
-    return total, single
+    return metric(metrics, "textserve_batch_size_count"), metric(metrics, "textserve_batch_size_bucket", 'le="1.0"')
 
 
 async def fire(url: str, bodies: list[dict[str, object]], concurrency: int) -> list[httpx.Response]:
@@ -64,7 +62,7 @@ def test_concurrent_requests_are_answered_correctly_and_batched(shipped_bundle_d
     batches, singles = batch_counts(metrics)
     assert batches < len(bodies)  # some texts shared a run...
     assert singles < batches  # ...so at least one batch held more than one text
-    assert 'textserve_requests_total{method="POST",route="/predict",status="200"} 400.0' in metrics
+    assert metric(metrics, "textserve_requests_total", 'route="/predict",status="200",model="sentiment"') == 400
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero(shipped_bundle_dir: Path) -> None:
@@ -79,7 +77,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_zero(shipped_bundle_dir: P
                 # Wait until the server has accepted all 24, then ask it to stop.
                 for _ in range(500):
                     page = (await probe.get("/metrics")).text
-                    if re.search(r"^textserve_requests_in_flight 24.0$", page, re.M):
+                    if metric(page, "textserve_requests_in_flight") == 24:
                         break
                     await asyncio.sleep(0.005)
                 else:

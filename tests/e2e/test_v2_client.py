@@ -76,7 +76,8 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     assert not client.is_model_ready("other")
     metadata = client.get_server_metadata()
     assert metadata["name"] == "textserve"
-    assert set(metadata["extensions"]) == {"binary_tensor_data", "classification"}
+    assert set(metadata["extensions"]) == {
+        "binary_tensor_data", "classification", "model_repository", "model_repository(unload_dependents)"}
     model = client.get_model_metadata("sentiment", "1")
     assert model == client.get_model_metadata("sentiment")
     assert (model["name"], model["versions"], model["platform"]) == ("sentiment", ["1"], "onnxruntime_onnx")

@@ -19,10 +19,10 @@ from bench.workers import children
 from service.bundle.format import sha256_file
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import flip_model_byte, run_service
+from tests.reliability.helpers import metric
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
-PREDICT_OK = re.compile(r'^textserve_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', re.M)
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
@@ -38,8 +38,7 @@ def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
 def answered(url: str) -> float:
     """/predict 200s on the /metrics page, fetched on a new connection (any worker)."""
     page = httpx.get(url + "/metrics", headers={"connection": "close"}).text
-    match = PREDICT_OK.search(page)
-    return float(match.group(1)) if match else 0.0
+    return metric(page, "textserve_requests_total", 'method="POST",route="/predict",status="200"')
 
 
 def workers_server(bundle: Path, tmp: Path, **settings: object) -> ServerProcess:

@@ -99,17 +99,18 @@ def test_health_is_503_before_the_lifespan_and_200_after(shipped_bundle_dir: Pat
 
 
 def metric_value(page: str, metric: str, **labels: str) -> float:
-    """The value of one sample of the exposition page (0 if absent)."""
+    """The sum of the samples of ``metric`` with these labels on the exposition page (0 if none)."""
+    total = 0.0
     for line in page.splitlines():
         if line.startswith("#"):
             continue
-        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$", line)
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)$", line)
         if not match or match.group(1) != metric:
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(3))
-    return 0.0
+            total += float(match.group(3))
+    return total
 
 
 def test_metrics_count_traffic_batches_labels_and_name_the_model(
@@ -125,10 +126,12 @@ def test_metrics_count_traffic_batches_labels_and_name_the_model(
     assert page.headers["content-type"].startswith("text/plain")
     text = page.text
     assert metric_value(text, "textserve_requests_total", route="/predict", status="200") == 3
-    assert metric_value(text, "textserve_requests_total", route="/predict", status="422") == 1
+    assert metric_value(text, "textserve_requests_total", route="/predict", status="200", model="sentiment",
+                        version="1") == 3
+    assert metric_value(text, "textserve_requests_total", route="/predict", status="422", model="", version="") == 1
     assert "route=\"/health\"" not in text and "route=\"/metrics\"" not in text
     assert metric_value(text, "textserve_request_duration_seconds_count", route="/predict") == 4
-    assert metric_value(text, "textserve_batch_size_count") == 3
+    assert metric_value(text, "textserve_batch_size_count", model="sentiment", version="1") == 3
     assert metric_value(text, "textserve_batch_size_sum") == 6
     assert metric_value(text, "textserve_queue_wait_seconds_count") == 3
     assert metric_value(text, "textserve_inference_duration_seconds_count") == 3

@@ -130,7 +130,7 @@ def test_overload_is_503_with_retry_after(client: TestClient, monkeypatch: pytes
     async def full(items: Any) -> Any:
         raise QueueFullError("full")
 
-    monkeypatch.setattr(svc.predictor.batcher, "submit", full)
+    monkeypatch.setattr(svc.route(None, None).predictor.batcher, "submit", full)
     response = client.post("/predict", json={"texts": ["hi"]})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
@@ -143,21 +143,21 @@ def test_slow_inference_is_504_and_the_server_recovers(
 ) -> None:
     client = make_client(request_timeout_s=0.05)
     svc = client.app.state.engine  # type: ignore[attr-defined]
-    real = svc.predictor.runtime.predict
+    real = svc.route(None, None).predictor.runtime.predict
     import time
 
     def slow(ids: Any) -> Any:
         time.sleep(0.2)
         return real(ids)
 
-    monkeypatch.setattr(svc.predictor.runtime, "predict", slow)
+    monkeypatch.setattr(svc.route(None, None).predictor.runtime, "predict", slow)
     response = client.post("/predict", json={"texts": ["hi"]})
     assert response.status_code == 504
     assert response.json()["code"] == "timeout"
-    monkeypatch.setattr(svc.predictor.runtime, "predict", real)
+    monkeypatch.setattr(svc.route(None, None).predictor.runtime, "predict", real)
     asyncio.run(asyncio.sleep(0.3))
     assert client.post("/predict", json={"texts": ["hi"]}).status_code == 200
-    assert svc.predictor.batcher.queued_items == 0
+    assert svc.route(None, None).predictor.batcher.queued_items == 0
 
 
 def test_a_model_failure_is_a_plain_500_with_a_request_id(
@@ -168,7 +168,7 @@ def test_a_model_failure_is_a_plain_500_with_a_request_id(
     def broken(ids: Any) -> Any:
         raise RuntimeError("onnxruntime exploded at /secret/path")
 
-    monkeypatch.setattr(svc.predictor.runtime, "predict", broken)
+    monkeypatch.setattr(svc.route(None, None).predictor.runtime, "predict", broken)
     response = client.post("/predict", json={"texts": ["hi"]}, headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
     assert response.json() == {"error": "internal server error", "code": "internal_error", "request_id": "req-42"}

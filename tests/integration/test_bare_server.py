@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from bench.bare_server import build_app
 from bench.corpus import load_texts
+from bench.run import _sum_count
 from service.app import create_app
 from service.settings import Settings
 
@@ -25,4 +26,4 @@ def test_bare_server_gives_the_services_answers_and_counts_its_batches(shipped_b
         for a, b in zip(ours, theirs, strict=True):
             assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
         metrics = bare.get("/metrics").text
-        assert "textserve_batch_size_count 1.0" in metrics and "textserve_batch_size_sum 24.0" in metrics
+        assert _sum_count(metrics, "textserve_batch_size") == (24.0, 1.0)

@@ -108,7 +108,8 @@ def test_openapi_documents_the_v2_routes(client: TestClient) -> None:
 
 def test_server_metadata_names_the_implemented_extensions(client: TestClient) -> None:
     assert client.get("/v2").json() == {
-        "name": "textserve", "version": "0.1.0", "extensions": ["binary_tensor_data", "classification"],
+        "name": "textserve", "version": "0.1.0", "extensions": [
+            "binary_tensor_data", "classification", "model_repository", "model_repository(unload_dependents)"],
     }
 
 
@@ -340,7 +341,7 @@ def test_overload_is_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) ->
     async def full(items: Any) -> Any:
         raise QueueFullError("full")
 
-    monkeypatch.setattr(client.app.state.engine.predictor.batcher, "submit", full)  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.app.state.engine.route(None, None).predictor.batcher, "submit", full)  # type: ignore[attr-defined]
     response = client.post(INFER, json=v2_json(["hi"]))
     assert (response.status_code, response.json()["code"]) == (503, "overloaded")
     assert response.headers["retry-after"] == "1"
@@ -362,7 +363,7 @@ def test_v2_and_predict_texts_share_one_batch(
     """Hold the model on a first batch, queue one V2 text and one /predict text behind it:
     the next batch holds exactly 2 texts, so it can only be the two of them together."""
     client = make_client(max_batch_size=2, max_batch_delay_ms=1000)
-    runtime = client.app.state.engine.predictor.runtime  # type: ignore[attr-defined]
+    runtime = client.app.state.engine.route(None, None).predictor.runtime  # type: ignore[attr-defined]
     real, gate = runtime.predict, threading.Event()
 
     def held(ids: Any) -> Any:

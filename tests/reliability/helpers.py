@@ -110,10 +110,14 @@ def predict_request(body: bytes, content_type: str | None = "application/json", 
 
 
 def metric(page: str, name: str, labels: str = "") -> float:
-    """One sample's value from a Prometheus page (0 if the series is absent)."""
-    series = f"{name}{{{labels}}}" if labels else name
-    found = re.search(rf"^{re.escape(series)} (\S+)$", page, re.M)
-    return float(found.group(1)) if found else 0.0
+    """The sum of the samples of ``name`` on a Prometheus page whose labels include
+    ``labels`` (``'route="/predict",status="200"'``); 0 if there is none."""
+    wanted = set(re.findall(r'(\w+)="([^"]*)"', labels))
+    total = 0.0
+    for found, value in re.findall(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", page, re.M):
+        if wanted <= set(re.findall(r'(\w+)="([^"]*)"', found)):
+            total += float(value)
+    return total
 
 
 def metrics(url: str) -> str:

@@ -181,7 +181,7 @@ def test_an_internal_error_says_nothing_internal(monkeypatch: pytest.MonkeyPatch
         def broken(ids: Any) -> Any:
             raise RuntimeError(f"onnxruntime {versions()[4]} failed in {REPO}/service/runtime.py")
 
-        monkeypatch.setattr(svc.predictor.runtime, "predict", broken)
+        monkeypatch.setattr(svc.route(None, None).predictor.runtime, "predict", broken)
         response = client.post("/predict", json=BODY)
     assert response.status_code == 500
     body = response.json()

@@ -40,8 +40,8 @@ def texts(req: InferRequest, max_texts: int = 4, max_chars: int = 10) -> list[st
 
 
 def test_metadata_describes_the_input_and_both_outputs() -> None:
-    assert model_metadata("sentiment", 3, LABELS) == {
-        "name": "sentiment", "versions": ["3"], "platform": "onnxruntime_onnx",
+    assert model_metadata("sentiment", [3, 2], LABELS) == {
+        "name": "sentiment", "versions": ["3", "2"], "platform": "onnxruntime_onnx",
         "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
