@@ -4,7 +4,7 @@
 # The interpreter the virtualenv is made from: Debian's python3.11 when it has venv, else
 # python3. Debian builds it with profile-guided optimisation and LTO and links it statically;
 # pyenv's default build (this machine's python3) is neither, and a /predict request runs
-# ~19% fewer instructions on Debian's (README, Performance). Override with
+# ~19% fewer instructions on Debian's (docs/performance.md). Override with
 # `make run PYTHON=...`; an existing .venv keeps its interpreter until `make clean`.
 # (Expanded only by the recipe that makes the virtualenv, so other targets never probe.)
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null && echo /usr/bin/python3.11 || echo python3)
@@ -37,7 +37,7 @@ run: $(VENV)/.serve
 test: $(VENV)/.all
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark (see README "Performance"): needs wrk (apt-get install wrk) and 2 cores; ~4 minutes.
+# The benchmark (docs/performance.md): needs wrk (installed if missing) and 2 cores; ~3 minutes.
 bench: $(VENV)/.serve
 	@command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
 	$(BIN)/python -m bench.run $(ARGS)

@@ -251,7 +251,7 @@ for v in "${K8S_VERSIONS[@]}"; do
   # An unknown apiVersion or kind only warns: in the base that would be a mistake.
   if grep -q WARN <<<"$out"; then echo "$out"; fail "kubernetes-validate -k $v warned"; fi
 done
-# The ServiceMonitor is a CRD kind: no schema to validate it against here (see docs/deployment.md).
+# The ServiceMonitor is a CRD kind: no schema to validate it against here (see docs/deploy.md).
 "$T/kubernetes-validate" --strict -k "${K8S_VERSIONS[-1]}" k8s/extras/servicemonitor.yaml >/dev/null 2>&1 ||
   fail "k8s/extras/servicemonitor.yaml does not parse"
 ok "kubernetes-validate --strict (${K8S_VERSIONS[*]}): base manifests + extras/ingress.yaml"

@@ -1,6 +1,6 @@
 """Which Python `make` builds the virtualenv from: Debian's PGO + LTO python3.11 when it has
 venv, since the service's request path runs ~19% fewer instructions on it than on a default
-pyenv build (README, Performance). `make -n` prints the commands without running them."""
+pyenv build (docs/performance.md). `make -n` prints the commands without running them."""
 
 import os
 import shutil
