@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     clients x 1 text on one core (docs/performance.md)."""
 
     api_key: SecretStr | None = None
-    """If set, /predict needs ``Authorization: Bearer <key>``; health and metrics stay open."""
+    """If set, inference and the repository's index, load and unload need
+    ``Authorization: Bearer <key>``; health and metrics stay open."""
 
     @field_validator("load_models", mode="before")
     @classmethod
