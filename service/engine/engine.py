@@ -76,6 +76,7 @@ class Engine:
         self.model_ref = {"name": manifest.name, "version": manifest.version}
         admission, batcher = self.admission, predictor.batcher
         self.metrics.track(lambda: batcher.queued_items, lambda: admission.in_flight, lambda: admission.ready)
+        self.metrics.queue_capacity.set(batcher.max_queue_size)
         served = manifest.files[runtime.model_file].sha256
         self.metrics.set_model(manifest.name, manifest.version, served, manifest.labels)
         admission.mark_ready()

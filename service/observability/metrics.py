@@ -78,6 +78,11 @@ class Metrics:
         self.queue_depth_gauge = Gauge(
             "textserve_queue_depth", "Texts waiting for the model.", registry=r, multiprocess_mode="livesum",
         )
+        # Set once at start (TEXTSERVE_MAX_QUEUE_SIZE): depth / capacity is how full the queue is.
+        self.queue_capacity = Gauge(
+            "textserve_queue_capacity", "Most texts the queue holds; beyond it requests get 503.", registry=r,
+            multiprocess_mode="livesum",
+        )
         self.in_flight = Gauge(
             "textserve_requests_in_flight", "Inference requests accepted and not yet answered.", registry=r,
             multiprocess_mode="livesum",

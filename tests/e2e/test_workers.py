@@ -42,6 +42,12 @@ def answered(url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def capacity(url: str) -> float:
+    page = httpx.get(url + "/metrics", headers={"connection": "close"}).text
+    match = re.search(r"^textserve_queue_capacity (\S+)$", page, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 def workers_server(bundle: Path, tmp: Path, **settings: object) -> ServerProcess:
     """Two workers, their shared metrics directory under ``tmp``: an arbiter stopped with
     SIGKILL (``ServerProcess.stop``) cannot remove it itself."""
@@ -78,6 +84,8 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         eventually(lambda: server.logs().count('"msg":"ready"') == 3)
         assert predict_on_new_connections(server.url, 10) == [200] * 10
         eventually(lambda: answered(server.url) >= 70)  # the killed worker's count is kept
+        # Gauges summed over the live workers only: the killed one's queue is not counted.
+        eventually(lambda: capacity(server.url) == 2 * 2048)
 
         server.signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
