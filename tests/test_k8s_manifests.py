@@ -167,3 +167,51 @@ def test_the_kustomization_lists_the_runtime_and_sets_its_image_like_the_base() 
     assert sorted(kserve["resources"]) == ["inferenceservice.yaml", "servingruntime.yaml"]
     assert kserve["images"] == base["images"]
     assert runtime_container()["image"] == base["images"][0]["name"]
+
+
+# -- autoscaling on load -----------------------------------------------------------------------
+
+
+def adapter_rules() -> list[dict[str, Any]]:
+    config_map = manifest("extras/prometheus-adapter.yaml")
+    assert (config_map["apiVersion"], config_map["kind"]) == ("v1", "ConfigMap")
+    rules: list[dict[str, Any]] = yaml.safe_load(config_map["data"]["config.yaml"])["rules"]
+    return rules
+
+
+def test_the_load_hpa_replaces_the_cpu_one_for_the_same_deployment() -> None:
+    load, cpu = manifest("extras/hpa-load.yaml"), manifest("hpa.yaml")
+    base = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert (load["apiVersion"], load["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+    assert load["metadata"]["name"] == cpu["metadata"]["name"]  # applying it replaces the CPU HPA
+    assert load["metadata"]["namespace"] == base["namespace"]
+    assert load["spec"]["scaleTargetRef"] == cpu["spec"]["scaleTargetRef"]
+    assert load["spec"]["scaleTargetRef"]["name"] == manifest("deployment.yaml")["metadata"]["name"]
+    (metric,) = load["spec"]["metrics"]  # CPU beside it would keep every pod at maxReplicas
+    assert metric["type"] == "Pods" and metric["pods"]["target"]["type"] == "AverageValue"
+
+
+def test_the_adapter_serves_the_metric_the_hpa_asks_for_from_a_series_the_service_exports() -> None:
+    from service.observability.metrics import Metrics
+
+    (metric,) = manifest("extras/hpa-load.yaml")["spec"]["metrics"]
+    wanted = metric["pods"]["metric"]["name"]
+    serving = [r for r in adapter_rules() if r["name"]["as"] == wanted]
+    assert len(serving) == 1, f"no prometheus-adapter rule names {wanted}"
+    rule = serving[0]
+    series = re.match(r"(\w+)\{", rule["seriesQuery"])
+    assert series is not None
+    assert re.search(rule["name"]["matches"], series.group(1))  # the adapter renames the series it found
+    exported = {m.name for m in Metrics().registry.collect()}
+    assert series.group(1) in exported
+    # Per pod and namespace, as a Pods metric needs.
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    for placeholder in ("<<.Series>>", "<<.LabelMatchers>>", "<<.GroupBy>>"):
+        assert placeholder in rule["metricsQuery"]
+
+
+def test_the_knative_target_of_the_example_is_the_hpa_target() -> None:
+    (metric,) = manifest("extras/hpa-load.yaml")["spec"]["metrics"]
+    predictor = manifest("kserve/inferenceservice.yaml")["spec"]["predictor"]
+    assert predictor["scaleMetric"] == "concurrency"
+    assert predictor["scaleTarget"] == int(metric["pods"]["target"]["averageValue"])
