@@ -49,9 +49,10 @@ def link_into(source: Path, target: Path) -> None:
 
 
 def unpack_into(source: Path, target: Path, arcname: str, tmp: Path) -> None:
-    """An archive of ``source`` stored under ``arcname`` ("." for its contents), unpacked."""
-    archive = tmp / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
+    """An archive of ``source`` stored under ``arcname`` ("." for its contents), unpacked.
+    (Uncompressed, for speed: a .tar.gz of it unpacks to the same tree.)"""
+    archive = tmp / "model.tar"
+    with tarfile.open(archive, "w") as tar:
         tar.add(source, arcname=arcname)
     # As the initializer does (tarfile.extractall); the data filter where this Python has it.
     safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
