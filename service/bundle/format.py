@@ -173,8 +173,14 @@ def resolve_bundle_dir(path: Path) -> Path:
     """``path`` itself if it holds a manifest, else its newest numeric version subdirectory.
 
     So ``models/sentiment`` serves the highest ``models/sentiment/<N>`` and
-    ``models/sentiment/1`` serves exactly that version.
+    ``models/sentiment/1`` serves exactly that version. A directory whose only visible entry
+    is another directory is looked into once: that is how an archive made with its top folder
+    (``sentiment/1/...``) unpacks, e.g. into KServe's ``/mnt/models`` (docs/kserve.md).
     """
+    return _resolve(path, unwrap=True)
+
+
+def _resolve(path: Path, unwrap: bool) -> Path:
     if (path / MANIFEST).is_file():
         return path
     if not path.is_dir():
@@ -182,12 +188,18 @@ def resolve_bundle_dir(path: Path) -> Path:
     if any((path / name).exists() for name in REQUIRED_FILES):
         raise BundleError(f"bundle {path}: {MANIFEST} is missing")
     try:
-        versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
     except OSError as exc:
         raise BundleError(f"cannot read model path {path}: {exc.strerror or exc}") from exc
-    if not versions:
-        raise BundleError(f"{path} has no {MANIFEST} and no numeric version directories")
-    return max(versions, key=lambda p: int(p.name))
+    versions = [p for p in entries if p.name.isdigit() and p.is_dir()]
+    if versions:
+        return max(versions, key=lambda p: int(p.name))
+    if unwrap and len(entries) == 1 and entries[0].is_dir():
+        try:
+            return _resolve(entries[0], unwrap=False)
+        except BundleError as exc:
+            raise BundleError(f"{path} holds only {entries[0].name}/, which is not a model: {exc}") from exc
+    raise BundleError(f"{path} has no {MANIFEST} and no numeric version directories")
 
 
 def read_manifest(directory: Path) -> Manifest:

@@ -64,10 +64,11 @@ class ModelControl:
         if not self.models:
             model = single_model_dir(self.settings.model_path)
         else:
-            model = read_model_dir(self.settings.model_path)
+            known = self.models[self.default].source
+            model = read_model_dir(known.path)
             model.name = self.default
-            if (self.settings.model_path / MANIFEST).is_file():
-                model.versions = {v: self.settings.model_path for v in self.models[self.default].versions}
+            if (known.path / MANIFEST).is_file():  # one bundle: it stays what it is
+                model.versions = dict(known.versions)
         return {model.name: model}
 
     # -- start and stop -----------------------------------------------------------------------
@@ -249,7 +250,8 @@ class ModelControl:
         assert served.predictor is not None
         batcher = served.predictor.batcher
         served.start(self.metrics.add_version(
-            served.name, served.version, served.onnx_sha256, served.predictor.labels, lambda: batcher.queued_items
+            served.name, served.version, served.onnx_sha256, served.predictor.labels, lambda: batcher.queued_items,
+            batcher.max_queue_size,
         ))
 
     async def _unload(self, model: ModelState, version: int) -> None:

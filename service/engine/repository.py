@@ -210,12 +210,12 @@ def _problem(directory: Path, version: int) -> tuple[str | None, str]:
 def single_model_dir(path: Path) -> ModelDir:
     """``TEXTSERVE_MODEL_PATH`` as a repository of one model: a bundle directory, or the
     newest version of a model directory. Its name is that version's manifest name."""
-    if (path / MANIFEST).is_file():
-        manifest = read_manifest(path)
-        return ModelDir(manifest.name, path, VersionPolicy(), None, {manifest.version: path})
     # As it always has: the newest version serves, or nothing does (never an older one).
     newest = resolve_bundle_dir(path)  # BundleError when there is nothing to serve
-    model = read_model_dir(path)
+    if newest == path:
+        manifest = read_manifest(path)
+        return ModelDir(manifest.name, path, VersionPolicy(), None, {manifest.version: path})
+    model = read_model_dir(newest.parent)  # path, or the one directory inside it
     model.name = read_manifest(newest).name
     model.versions = {v: p for v, p in model.versions.items() if p == newest}
     return model

@@ -118,6 +118,11 @@ class Metrics:
             "textserve_queue_depth", "Texts waiting for the model version.", MODEL, registry=r,
             multiprocess_mode="livesum",
         )
+        # Set when a version loads (TEXTSERVE_MAX_QUEUE_SIZE): depth / capacity is how full its queue is.
+        self.queue_capacity = Gauge(
+            "textserve_queue_capacity", "Most texts the version's queue holds; beyond it requests get 503.",
+            MODEL, registry=r, multiprocess_mode="livesum",
+        )
         self.in_flight = Gauge(
             "textserve_requests_in_flight", "Inference requests accepted and not yet answered.", registry=r,
             multiprocess_mode="livesum",
@@ -157,10 +162,11 @@ class Metrics:
     # -- model versions ----------------------------------------------------------------------
 
     def add_version(
-        self, name: str, version: int, onnx_sha256: str, labels: Sequence[str], queued: Read
+        self, name: str, version: int, onnx_sha256: str, labels: Sequence[str], queued: Read, capacity: int
     ) -> VersionMetrics:
         """The series of a version that has just loaded."""
         self.model_info.labels(name, str(version), onnx_sha256).set(1)
+        self.queue_capacity.labels(name, str(version)).set(capacity)
         self._follow(("queue", name, str(version)), self.queue_depth.labels(name, str(version)), queued)
         return VersionMetrics(self, name, version, labels)
 
@@ -172,8 +178,10 @@ class Metrics:
         self._unfollow(("queue", *key))
         if self.multiprocess_dir:
             self.model_info.labels(*key, onnx_sha256).set(0)
+            self.queue_capacity.labels(*key).set(0)
             return
         self.model_info.remove(*key, onnx_sha256)
+        self.queue_capacity.remove(*key)
         for family in (self.queue_wait_seconds, self.inference_seconds, self.batch_size, self.batch_failures):
             with contextlib.suppress(KeyError):
                 family.remove(*key)

@@ -41,6 +41,11 @@ def answered(url: str) -> float:
     return metric(page, "textserve_requests_total", 'method="POST",route="/predict",status="200"')
 
 
+def capacity(url: str) -> float:
+    page = httpx.get(url + "/metrics", headers={"connection": "close"}).text
+    return metric(page, "textserve_queue_capacity")
+
+
 def workers_server(bundle: Path, tmp: Path, **settings: object) -> ServerProcess:
     """Two workers, their shared metrics directory under ``tmp``: an arbiter stopped with
     SIGKILL (``ServerProcess.stop``) cannot remove it itself."""
@@ -77,6 +82,8 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         eventually(lambda: server.logs().count('"msg":"ready"') == 3)
         assert predict_on_new_connections(server.url, 10) == [200] * 10
         eventually(lambda: answered(server.url) >= 70)  # the killed worker's count is kept
+        # Gauges summed over the live workers only: the killed one's queue is not counted.
+        eventually(lambda: capacity(server.url) == 2 * 2048)
 
         server.signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
