@@ -28,7 +28,7 @@ $(VENV)/.serve: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 $(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install -q -c $(CONSTRAINTS) -e '.[export,dev]'
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[export,dev,tracing]'
 	touch $@ $(VENV)/.serve
 
 run: $(VENV)/.serve

@@ -4,6 +4,7 @@
     python -m bench.compare --a-env TEXTSERVE_MODEL_PATH=models/sentiment/1 --b-env ... --cells 64x1 64x16
     python -m bench.compare --a-dir /tmp/old --a-env TEXTSERVE_WORKERS=2 --b-env TEXTSERVE_WORKERS=2 \\
         --server-cpu 0,1 --load-cpu 0,1                                        # both cores each
+    python -m bench.compare --b-env TEXTSERVE_TRACING=true --otlp-sink         # tracing off / on
 
 A and B are ``python -m service`` started from a checkout (``--a-dir``/``--b-dir``, default
 this one) with extra settings (``--a-env``/``--b-env``). Each pair starts A and B in turn
@@ -20,6 +21,8 @@ import argparse
 import datetime as dt
 import json
 import statistics
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,24 @@ def _env(pairs: list[str]) -> dict[str, str]:
 def _cell(text: str) -> tuple[int, int]:
     concurrency, texts = text.lower().split("x")
     return int(concurrency), int(texts)
+
+
+def otlp_sink() -> str:
+    """An OTLP/HTTP endpoint on loopback that answers every export with 200 and keeps nothing."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def measure(side: dict[str, Any], cells: list[tuple[int, int]], args: argparse.Namespace) -> dict[str, Any]:
@@ -98,8 +119,14 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--otlp-sink", action="store_true",
+                        help="run an OTLP/HTTP receiver that drops what it gets, and point both servers at it"
+                             " (for TEXTSERVE_TRACING=true on one side)")
     args = parser.parse_args()
     cells = [_cell(c) for c in args.cells]
+    if args.otlp_sink:
+        endpoint = f"OTEL_EXPORTER_OTLP_ENDPOINT={otlp_sink()}"
+        args.a_env, args.b_env = [*args.a_env, endpoint], [*args.b_env, endpoint]
     sides = {
         key: {"name": getattr(args, f"{key}_name"), "dir": str(getattr(args, f"{key}_dir").resolve()),
               "env": _env(getattr(args, f"{key}_env"))}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     or the server); pass ``runtime`` to serve a model that is already loaded."""
     settings = settings or Settings()
     metrics = Metrics()
-    engine = Engine(settings, metrics, runtime)
+    tracing = _tracing() if settings.tracing else None
+    engine = Engine(settings, metrics, runtime, tracing)
     logs_requests = settings.access_log and settings.log_level in ("debug", "info")
     access_log = AccessLog() if logs_requests else None
 
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             await engine.stop()
             if access_log is not None:
                 access_log.flush()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="textserve",
@@ -50,7 +54,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         lifespan=lifespan,
         redoc_url=None,
     )
-    ctx = HttpContext(settings, engine, metrics)
+    ctx = HttpContext(settings, engine, metrics, tracing)
     app.state.textserve = ctx
     app.state.engine = engine
     install_error_handlers(app)
@@ -60,5 +64,12 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     recorder = RequestRecorder(metrics, access_log, probes=http_routes.PROBES | v2_routes.PROBES)
     # Added first, so it is the innermost of the user middleware: any middleware added
     # later wraps it, and so runs on the lean /predict too.
-    app.add_middleware(RequestEnvelope, recorder=recorder, lean={("POST", PREDICT_PATH): predict})
+    app.add_middleware(RequestEnvelope, recorder=recorder, lean={("POST", PREDICT_PATH): predict}, tracing=tracing)
     return app
+
+
+def _tracing() -> Any:
+    """OpenTelemetry, imported only when tracing is on (the ``[tracing]`` extra)."""
+    from service.observability.tracing import Tracing
+
+    return Tracing()

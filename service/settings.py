@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     status, latency, number of texts (never the texts). Off: ~5% more texts/s at 64
     clients x 1 text on one core (docs/performance.md)."""
 
+    tracing: bool = False
+    """OpenTelemetry traces of requests, queue waits, batches and answers, exported over OTLP
+    as the standard ``OTEL_*`` variables say (needs the ``[tracing]`` extra; docs/tracing.md).
+    Off, nothing of OpenTelemetry is loaded."""
+
     api_key: SecretStr | None = None
     """If set, inference and the repository's index, load and unload need
     ``Authorization: Bearer <key>``; health and metrics stay open."""

@@ -169,3 +169,17 @@ def test_the_workers_arbiter_loads_neither_onnxruntime_nor_the_app() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_tracing_off_loads_no_opentelemetry_sdk() -> None:
+    """TEXTSERVE_TRACING off (the default): the app is built and nothing of the SDK, the
+    exporters or the service's tracing module is imported."""
+    code = (
+        "import sys\n"
+        "from service.app import create_app\n"
+        "create_app()\n"
+        "print(','.join(sorted(n for n in sys.modules if n.startswith(('opentelemetry.sdk', 'opentelemetry.exporter'))"
+        " or n == 'service.observability.tracing')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == ""

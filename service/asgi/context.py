@@ -4,7 +4,7 @@ the request clocks and the metrics. Built once by ``create_app``, found on ``app
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -21,6 +21,7 @@ class HttpContext:
     settings: Settings
     engine: Engine
     metrics: Metrics
+    tracing: Any = None  # service.observability.tracing.Tracing, when tracing is on
     deadlines: Deadlines = field(init=False)
     api_key: bytes | None = field(init=False)
 

@@ -120,11 +120,13 @@ class RequestRecorder:
 
 class RequestEnvelope:
     def __init__(
-        self, app: ASGIApp, recorder: RequestRecorder, lean: Mapping[tuple[str, str], LeanHandler]
+        self, app: ASGIApp, recorder: RequestRecorder, lean: Mapping[tuple[str, str], LeanHandler],
+        tracing: Any = None,
     ) -> None:
         self.app = app
         self.recorder = recorder
         self.lean = dict(lean)
+        self.tracing = tracing  # service.observability.tracing.Tracing, when tracing is on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,6 +139,7 @@ class RequestEnvelope:
         status = 500
         response_started = False
         lean = self.lean.get((scope["method"], scope["path"]))
+        traced = self.tracing.start_request(scope["method"], scope["path"], scope["headers"]) if self.tracing else None
         try:
             if lean is None:
 
@@ -169,6 +172,16 @@ class RequestEnvelope:
             status = await answer_unhandled(send, request_id, rid_header, response_started)
         finally:
             self.recorder.record(scope, status, time.perf_counter() - started, request_id)
+            if traced is not None:
+                self._end_trace(traced, scope, status, request_id)
+
+    def _end_trace(self, traced: tuple[Any, Any], scope: Scope, status: int, request_id: str) -> None:
+        attributes: dict[str, Any] = {"textserve.request_id": request_id}
+        if (texts := scope.get(TEXTS_KEY)) is not None:
+            attributes["textserve.texts"] = texts
+        if (model := scope.get(MODEL_KEY)) is not None:
+            attributes["textserve.model"], attributes["textserve.version"] = model
+        self.tracing.end_request(*traced, route_of(scope), status, attributes)
 
 
 async def _respond(

@@ -32,7 +32,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
+
+from service.engine.hooks import BatchObserver, BatchTracer, NullObserver
 
 Item = TypeVar("Item")
 
@@ -52,27 +54,13 @@ class BatcherClosedError(BatcherError):
     """The batcher is draining or stopped and takes no new work."""
 
 
-class BatchObserver(Protocol):
-    """Hook for metrics; every method is called on the event loop, once per batch. (The
-    queue depth is read from ``queued_items`` when wanted, not pushed per request.)"""
-
-    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None: ...
-
-    def batch_finished(self, size: int, seconds: float, ok: bool) -> None: ...
-
-
-class _NullObserver:
-    def batch_started(self, size: int, queue_waits: Sequence[float]) -> None: ...
-
-    def batch_finished(self, size: int, seconds: float, ok: bool) -> None: ...
-
-
 @dataclass(eq=False)
 class _Job(Generic[Item]):
     items: list[Item]
     future: asyncio.Future[Sequence[Any]]
     enqueued_at: float = field(default_factory=time.monotonic)
     queued: bool = True  # still counted in the queue's size
+    trace: Any = None  # the caller's span, when tracing is on
 
 
 class MicroBatcher:
@@ -91,7 +79,8 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self.max_queue_size = max_queue_size
-        self.observer: BatchObserver = observer or _NullObserver()
+        self.observer: BatchObserver = observer or NullObserver()
+        self.tracer: BatchTracer | None = None
         self._queue: deque[_Job[Any]] = deque()
         self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
@@ -139,8 +128,9 @@ class MicroBatcher:
         wakeup = self._wakeup
         assert wakeup is not None  # check_room refuses a batcher that was never started
         loop = asyncio.get_running_loop()
+        trace = self.tracer.capture() if self.tracer is not None else None
         jobs = [
-            _Job(list(items[i : i + self.max_batch_size]), loop.create_future())
+            _Job(list(items[i : i + self.max_batch_size]), loop.create_future(), trace=trace)
             for i in range(0, len(items), self.max_batch_size)
         ]
         self._queue.extend(jobs)
@@ -281,17 +271,21 @@ class MicroBatcher:
         now = time.monotonic()
         self.observer.batch_started(len(items), [now - job.enqueued_at for job in live])
         started = time.perf_counter()
+        ok = False
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, items)
             if len(results) != len(items):
                 raise RuntimeError(f"model returned {len(results)} results for {len(items)} items")
+            ok = True
         except Exception as exc:  # every waiter must hear about it
-            self.observer.batch_finished(len(items), time.perf_counter() - started, ok=False)
             for job in live:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
-        self.observer.batch_finished(len(items), time.perf_counter() - started, ok=True)
+        finally:
+            self.observer.batch_finished(len(items), time.perf_counter() - started, ok=ok)
+            if self.tracer is not None:
+                self.tracer.batch([(j.trace, j.enqueued_at, len(j.items)) for j in live], now, time.monotonic(), ok)
         offset = 0
         for job in live:
             n = len(job.items)

@@ -40,9 +40,12 @@ log = logging.getLogger("textserve")
 
 
 class ModelControl:
-    def __init__(self, settings: Settings, metrics: Metrics, runtime: ModelRuntime | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, runtime: ModelRuntime | None = None, tracing: Any = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.tracing = tracing  # service.observability.tracing.Tracing, when tracing is on
         self.mode = settings.model_control_mode
         self.models: dict[str, ModelState] = {}
         self.default = ""
@@ -249,10 +252,11 @@ class ModelControl:
     def _start(self, served: ServedVersion) -> None:
         assert served.predictor is not None
         batcher = served.predictor.batcher
+        tracer = self.tracing.for_version(served.name, served.version) if self.tracing is not None else None
         served.start(self.metrics.add_version(
             served.name, served.version, served.onnx_sha256, served.predictor.labels, lambda: batcher.queued_items,
             batcher.max_queue_size,
-        ))
+        ), tracer)
 
     async def _unload(self, model: ModelState, version: int) -> None:
         served = model.versions[version]

@@ -48,11 +48,13 @@ class Engine:
     """Texts in, predictions out. ``runtime`` serves a model that is already loaded (one
     model, from ``TEXTSERVE_MODEL_PATH``)."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, runtime: ModelRuntime | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, runtime: ModelRuntime | None = None, tracing: Any = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.admission = Admission()
-        self.control = ModelControl(settings, metrics, runtime)
+        self.control = ModelControl(settings, metrics, runtime, tracing)
         self._loaded = False
 
     # -- life ------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.engine.batcher import BatchObserver, MicroBatcher
+from service.engine.batcher import MicroBatcher
 from service.engine.bucketing import RunCost, calibrate, length_groups
+from service.engine.hooks import BatchObserver
 
 if TYPE_CHECKING:
     from service.bundle.runtime import ModelRuntime

@@ -23,6 +23,7 @@ from typing import Any
 from service.bundle.format import Manifest, load_bundle
 from service.bundle.options import RuntimeOptions
 from service.bundle.runtime import ModelRuntime
+from service.engine.hooks import BatchTracer
 from service.engine.predictor import Predictor
 from service.engine.repository import Fingerprint, ModelDir
 from service.observability.metrics import VersionMetrics
@@ -110,11 +111,12 @@ class ServedVersion:
         self.predictor = open_predictor(settings, runtime)
         self.loaded_seconds = time.perf_counter() - started
 
-    def start(self, metrics: VersionMetrics) -> None:
+    def start(self, metrics: VersionMetrics, tracer: BatchTracer | None = None) -> None:
         """Start serving (on the event loop): the batcher runs, requests may come."""
         assert self.predictor is not None
         self.metrics = metrics
         self.predictor.batcher.observer = metrics
+        self.predictor.batcher.tracer = tracer
         self.predictor.batcher.start()
         self.state = VersionState.READY
 

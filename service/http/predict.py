@@ -11,6 +11,8 @@ lean path: no routing, ``Request`` or dependencies), and the FastAPI route that 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 from pydantic import ValidationError
 from starlette.types import Receive, Scope
@@ -21,6 +23,9 @@ from service.asgi.context import HttpContext
 from service.asgi.envelope import MODEL_KEY, TEXTS_KEY
 from service.asgi.errors import BadRequest, InvalidInput, summarize, validation_details
 from service.http.schemas import PredictRequestBase, request_model
+
+if TYPE_CHECKING:
+    from service.engine.engine import Answer
 
 PATH = "/predict"
 _WANTED = {
@@ -64,7 +69,14 @@ class Predict:
             scope[TEXTS_KEY] = len(texts)
             answer = await engine.predict(texts, model, version)
         scope[MODEL_KEY] = (answer.model, str(answer.version))
-        return orjson.dumps({"model": answer.ref, "predictions": [p.to_dict() for p in answer.predictions]})
+        if ctx.tracing is None:  # not even a null context on the hot path when tracing is off
+            return _encode(answer)
+        with ctx.tracing.span("encode", **{"textserve.texts": len(texts)}):
+            return _encode(answer)
+
+
+def _encode(answer: Answer) -> bytes:
+    return orjson.dumps({"model": answer.ref, "predictions": [p.to_dict() for p in answer.predictions]})
 
 
 def _common_texts(model: type[PredictRequestBase], body: bytes) -> list[str] | None:

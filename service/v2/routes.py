@@ -14,6 +14,7 @@ client sends none.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -118,9 +119,10 @@ async def infer(request: Request) -> Response:
         request.scope[TEXTS_KEY] = len(texts)
         answer = await engine.predict(texts, served.name, _version(request))
     request.scope[MODEL_KEY] = (answer.model, str(answer.version))
-    content, header_length = encode_infer_response(
-        answer.model, str(answer.version), parsed.id, build_outputs(plans, answer.predictions, answer.labels)
-    )
+    with ctx.tracing.span("encode", **{"textserve.texts": len(texts)}) if ctx.tracing else nullcontext():
+        content, header_length = encode_infer_response(
+            answer.model, str(answer.version), parsed.id, build_outputs(plans, answer.predictions, answer.labels)
+        )
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(content, media_type=BINARY, headers={HEADER_LENGTH: str(header_length)})
