@@ -8,12 +8,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """What ``probe`` finds once it finds something; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("not within the time allowed")
 
 
 def free_port() -> int:

@@ -8,31 +8,19 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import make_repository, publish
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, eventually
 from tests.e2e.test_server import flip_model_byte, run_service
 from tests.reliability.helpers import metric, rss_mib
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 BODY = {"texts": ["the crew was lovely", "two hours late again"]}
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("not within the time allowed")
 
 
 def repository_server(root: Path, **settings: Any) -> ServerProcess:

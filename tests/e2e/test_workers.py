@@ -7,32 +7,18 @@ import json
 import os
 import re
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
 
 from bench.workers import children
 from service.bundle.format import sha256_file
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, eventually
 from tests.e2e.test_server import flip_model_byte, run_service
 from tests.reliability.helpers import metric
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("not within the time allowed")
 
 
 def answered(url: str) -> float:
