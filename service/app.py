@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         summary="Text classification with an ONNX model: raw texts in, labels and scores out.",
         lifespan=lifespan,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry instrumentation checks its providers on every request;
+        # textserve traces itself (TEXTSERVE_TRACING), so it is off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     ctx = HttpContext(settings, engine, metrics, tracing)
     app.state.textserve = ctx
