@@ -33,8 +33,9 @@ from service.asgi.errors import (
     error_responses,
 )
 from service.asgi.responses import EXAMPLE_TEXTS, empty, json_response
-from service.v2.codec import HEADER_LENGTH, TensorError, encode_infer_response, parse_header_length, parse_infer_request
+from service.v2.codec import HEADER_LENGTH, encode_infer_response, parse_header_length, parse_infer_request
 from service.v2.model import build_outputs, model_metadata, plan_outputs, texts_of
+from service.v2.tensors import TensorError
 
 SERVER_NAME = "textserve"
 EXTENSIONS = ["binary_tensor_data", "classification"]
