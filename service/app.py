@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.asgi.context import HttpContext
-from service.asgi.envelope import RequestEnvelope, RequestRecorder
+from service.asgi.envelope import RequestEnvelope
 from service.asgi.errors import install_error_handlers
 from service.bundle.runtime import ModelRuntime
 from service.engine.engine import Engine
@@ -20,6 +20,7 @@ from service.http.predict import PATH as PREDICT_PATH
 from service.http.predict import Predict
 from service.observability.access_log import AccessLog
 from service.observability.metrics import Metrics
+from service.observability.requests import RequestRecorder
 from service.settings import Settings
 from service.v2 import routes as v2_routes
 

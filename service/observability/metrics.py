@@ -46,12 +46,13 @@ class Metrics:
         self.multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = self._counter(
-            "textserve_requests", "HTTP requests answered, by route and status (probes excluded).",
-            ["route", "method", "status"],
+            "textserve_requests",
+            "Requests answered, by protocol (http, grpc), route or gRPC method, and status (probes excluded).",
+            ["protocol", "route", "method", "status"],
         )
         self.request_seconds = self._histogram(
             "textserve_request_duration_seconds", "Time from request start to response end.",
-            ["route"], LATENCY_BUCKETS,
+            ["protocol", "route"], LATENCY_BUCKETS,
         )
         queue_wait = self._histogram(
             "textserve_queue_wait_seconds", "Time a request's texts waited before their batch ran.",

@@ -41,7 +41,7 @@ class OutputPlan:
     classification: int | None = None
 
 
-def model_metadata(name: str, version: int, labels: Sequence[str]) -> dict[str, Any]:
+def model_metadata(name: str, version: int | str, labels: Sequence[str]) -> dict[str, Any]:
     return {
         "name": name,
         "versions": [str(version)],

@@ -28,12 +28,12 @@ from service.asgi.errors import (
     COMMON_ERROR_DESCRIPTIONS,
     BadRequest,
     NotFound,
-    Unavailable,
     UnsupportedMediaType,
     error_responses,
 )
 from service.asgi.responses import EXAMPLE_TEXTS, empty, json_response
 from service.v2.codec import HEADER_LENGTH, encode_infer_response, parse_header_length, parse_infer_request
+from service.v2.lookup import ServedModel, UnknownModel, find_model
 from service.v2.model import build_outputs, model_metadata, plan_outputs, texts_of
 from service.v2.tensors import TensorError
 
@@ -48,19 +48,14 @@ PROBES = frozenset(
 )
 
 
-def served_model(ctx: HttpContext, request: Request) -> str:
-    """The served version's string if the path names the served model (and version, when
-    given); 404 otherwise, 503 while no model is loaded."""
-    manifest = ctx.engine.manifest
-    if manifest is None:
-        raise Unavailable("model is not loaded yet", code="not_ready")
-    name, version = request.path_params["model_name"], request.path_params.get("model_version")
-    served = str(manifest.version)
-    if name != manifest.name:
-        raise NotFound(f"unknown model; the served model is {manifest.name!r}")
-    if version is not None and version != served:
-        raise NotFound(f"unknown version of model {manifest.name!r}; the served version is {served}")
-    return served
+def served_model(ctx: HttpContext, request: Request) -> ServedModel:
+    """The model the path names (and version, when given); 404 if it is not served, 503
+    while no model is loaded."""
+    params = request.path_params
+    try:
+        return find_model(ctx.engine, params["model_name"], params.get("model_version"))
+    except UnknownModel as exc:
+        raise NotFound(str(exc)) from None
 
 
 # -- health and metadata --------------------------------------------------------------------
@@ -86,11 +81,8 @@ async def model_ready(request: Request) -> Response:
 
 
 async def model_metadata_route(request: Request) -> Response:
-    ctx = context_of(request)
-    served_model(ctx, request)
-    manifest = ctx.engine.manifest
-    assert manifest is not None
-    return json_response(model_metadata(manifest.name, manifest.version, manifest.labels))
+    model = served_model(context_of(request), request)
+    return json_response(model_metadata(model.name, model.version, model.labels))
 
 
 # -- inference ------------------------------------------------------------------------------
@@ -102,7 +94,7 @@ async def infer(request: Request) -> Response:
     settings, engine, headers = ctx.settings, ctx.engine, request.headers
     verify_api_key(ctx.api_key, headers.get("authorization"))
     engine.check_ready()
-    served = served_model(ctx, request)
+    served = served_model(ctx, request).version
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")

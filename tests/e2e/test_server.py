@@ -64,7 +64,7 @@ def test_concurrent_requests_are_answered_correctly_and_batched(shipped_bundle_d
     batches, singles = batch_counts(metrics)
     assert batches < len(bodies)  # some texts shared a run...
     assert singles < batches  # ...so at least one batch held more than one text
-    assert 'textserve_requests_total{method="POST",route="/predict",status="200"} 400.0' in metrics
+    assert 'textserve_requests_total{method="POST",protocol="http",route="/predict",status="200"} 400.0' in metrics
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero(shipped_bundle_dir: Path) -> None:

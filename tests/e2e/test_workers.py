@@ -22,7 +22,7 @@ from tests.e2e.test_server import flip_model_byte, run_service
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
-PREDICT_OK = re.compile(r'^textserve_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', re.M)
+PREDICT_OK = re.compile(r'^textserve_requests_total\{method="POST",protocol="http",route="/predict",status="200"\} (\S+)$', re.M)
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
