@@ -125,6 +125,7 @@ def string_elements(tensor: RequestInput) -> list[str]:
     strict UTF-8, JSON elements must be strings. Their number must match the shape."""
     count, name = tensor.element_count, tensor.name
     if tensor.raw is not None or tensor.elements is not None:
+        elements: Sequence[bytes]
         if tensor.raw is not None:
             elements = decode_bytes_tensor(tensor.raw, count, name)
         else:
