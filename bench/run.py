@@ -99,7 +99,9 @@ class Server:
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
-        environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port), **env})
+        environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port),
+                            "TEXTSERVE_GRPC_PORT": str(port + 1000), **env})
+        self.grpc_target = f"127.0.0.1:{environment['TEXTSERVE_GRPC_PORT']}"
         self.log_path = RESULTS / f"{module.rsplit('.', 1)[-1]}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         started = time.perf_counter()

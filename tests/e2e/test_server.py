@@ -106,7 +106,8 @@ def run_service(model_path: Path, **env: str) -> subprocess.CompletedProcess[str
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
-    environment.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": "1", **env})
+    environment.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": "1", "TEXTSERVE_GRPC_PORT": "0",
+                        **env})
     return subprocess.run(
         [sys.executable, "-m", "service"], cwd=REPO, env=environment,
         capture_output=True, text=True, timeout=60,
