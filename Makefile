@@ -13,6 +13,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # Exact versions the suite last passed with; pyproject.toml holds the allowed ranges.
 CONSTRAINTS := constraints.txt
+# tritonclient[grpc] for the gRPC end-to-end test, in a virtualenv of its own: its grpcio and
+# protobuf pins clash with TensorFlow's. If it cannot be made, that test is skipped and says why.
+TRITON_VENV := .venv-triton
 
 .PHONY: run test export lint bench containers clean help
 
@@ -34,7 +37,11 @@ $(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 run: $(VENV)/.serve
 	$(BIN)/python -m service
 
-test: $(VENV)/.all
+$(TRITON_VENV)/.ok: tests/e2e/triton-client.txt
+	-$(PYTHON) -m venv $(TRITON_VENV) && $(TRITON_VENV)/bin/python -m pip install -q -r tests/e2e/triton-client.txt \
+		&& touch $@
+
+test: $(VENV)/.all $(TRITON_VENV)/.ok
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmark (see README "Performance"): needs wrk (apt-get install wrk) and 2 cores; ~4 minutes.
@@ -55,4 +62,4 @@ lint: $(VENV)/.all
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache .mypy_cache .ruff_cache
