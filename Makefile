@@ -44,9 +44,11 @@ $(TRITON_VENV)/.ok: tests/e2e/triton-client.txt
 test: $(VENV)/.all $(TRITON_VENV)/.ok
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark (see README "Performance"): needs wrk (apt-get install wrk) and 2 cores; ~4 minutes.
+# The benchmark (see README "Performance"): needs wrk, h2load (nghttp2-client, for the gRPC
+# rows) and 2 cores; ~5 minutes.
 bench: $(VENV)/.serve
 	@command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
+	@command -v h2load >/dev/null || { echo "installing h2load"; apt-get install -y -q nghttp2-client >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q nghttp2-client >/dev/null; }; }
 	$(BIN)/python -m bench.run $(ARGS)
 
 # Retrain and export a new bundle, e.g. make export ARGS='--epochs 5 --version 2'
