@@ -134,6 +134,8 @@ async def test_health_and_metadata(served: Served) -> None:
     for name in ("", "inference.GRPCInferenceService"):
         check = await served.health.Check(health_pb2.HealthCheckRequest(service=name))
         assert check.status == health_pb2.HealthCheckResponse.SERVING
+    error = await refused(served.health.Check(health_pb2.HealthCheckRequest(service="no.such.Service")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(("name", "version"), [("nope", ""), ("sentiment", "2"), ("", "")])
@@ -203,9 +205,11 @@ BAD = [
 
 @pytest.mark.parametrize(("request_", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 async def test_bad_tensors_are_invalid_argument(served: Served, request_: pb.ModelInferRequest, message: str) -> None:
-    error = await refused(served.stub.ModelInfer(request_))
+    call = served.stub.ModelInfer(request_, metadata=(("x-request-id", "client-id-1"),))
+    error = await refused(call)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (error.details() or "")
+    assert ("x-request-id", "client-id-1") in tuple(error.trailing_metadata() or ())
     assert "Traceback" not in (error.details() or "")
     assert (await served.stub.ModelInfer(infer_request(["still serving"]))).outputs
 
