@@ -70,7 +70,6 @@ class RequestRecorder:
         if self.access_log is not None and (not probe or failed):
             entry: dict[str, Any] = {
                 "request_id": request_id,
-                "protocol": protocol,
                 "method": method,
                 "route": route,
                 "status": status,
@@ -78,4 +77,5 @@ class RequestRecorder:
             }
             if texts is not None:
                 entry["texts"] = texts
+            entry["protocol"] = protocol
             self.access_log.write(entry)

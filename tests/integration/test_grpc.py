@@ -320,8 +320,12 @@ async def test_other_rpcs_are_unimplemented(served: Served, rpc: str) -> None:
 
 
 async def test_draining_turns_health_not_serving_and_refuses_inference(served: Served) -> None:
+    watch = served.health.Watch(health_pb2.HealthCheckRequest())
+    assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
     served.app.state.engine.begin_drain()
     await served.app.state.grpc.begin_drain()
+    assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING  # watchers are told
+    watch.cancel()
     check = await served.health.Check(health_pb2.HealthCheckRequest())
     assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert not (await served.stub.ServerReady(pb.ServerReadyRequest())).ready

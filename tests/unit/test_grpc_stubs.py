@@ -22,12 +22,9 @@ def test_the_committed_stubs_are_current(tmp_path: Path) -> None:
 
 
 def open_inference_protocol() -> descriptor_pb2.FileDescriptorProto:
-    from grpc_tools import protoc
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "oip.pb"
-        args = ["protoc", f"-I{stubs.PROTOS}", f"--descriptor_set_out={out}", "open_inference_grpc.proto"]
-        assert protoc.main(args) == 0
+        stubs.protoc(f"--descriptor_set_out={out}", str(stubs.PROTOS / "open_inference_grpc.proto"))
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     (only,) = files.file
     return only
