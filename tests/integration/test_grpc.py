@@ -331,3 +331,25 @@ async def test_draining_turns_health_not_serving_and_refuses_inference(served: S
     assert not (await served.stub.ServerReady(pb.ServerReadyRequest())).ready
     error = await refused(served.stub.ModelInfer(infer_request(["a"])))
     assert error.code() == grpc.StatusCode.UNAVAILABLE and error.details() == "server is shutting down"
+
+
+async def test_while_the_model_loads_health_is_not_serving_and_inference_unavailable(shipped_bundle_dir: Path) -> None:
+    """The process starts gRPC once the model is ready; were it up earlier, it would say so."""
+    app = create_app(Settings(model_path=shipped_bundle_dir))
+    service = app.state.grpc
+    port = await service.start(port=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub, health = pb_grpc.GRPCInferenceServiceStub(channel), health_pb2_grpc.HealthStub(channel)
+            check = await health.Check(health_pb2.HealthCheckRequest())
+            assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert not (await stub.ServerReady(pb.ServerReadyRequest())).ready
+            assert not (await stub.ModelReady(pb.ModelReadyRequest(name="sentiment"))).ready
+            for call in (stub.ModelInfer(infer_request(["a"])),
+                         stub.ModelMetadata(pb.ModelMetadataRequest(name="sentiment"))):
+                error = await refused(call)
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+                assert error.details() == "model is not loaded yet"
+            assert (await stub.RepositoryIndex(pb.RepositoryIndexRequest())).models == []
+    finally:
+        await service.stop(0)
