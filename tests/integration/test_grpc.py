@@ -353,3 +353,15 @@ async def test_while_the_model_loads_health_is_not_serving_and_inference_unavail
             assert (await stub.RepositoryIndex(pb.RepositoryIndexRequest())).models == []
     finally:
         await service.stop(0)
+
+
+async def test_a_second_server_is_refused_the_port_its_acceptors_share(served: Served, shipped_bundle_dir: Path) -> None:
+    from service.v2.grpc.server import ACCEPTORS
+
+    first = served.app.state.grpc
+    assert len(first.servers) == ACCEPTORS  # SO_REUSEPORT among themselves...
+    second = create_app(Settings(model_path=shipped_bundle_dir)).state.grpc
+    with pytest.raises(RuntimeError, match="is taken"):  # ...but not with anyone else
+        await second.start(port=first.port)
+    assert second.servers == []
+    assert (await served.stub.ServerLive(pb.ServerLiveRequest())).live

@@ -121,6 +121,9 @@ class Busy:
             thread.start()
         assert wait_until(lambda: metric(metrics(server.url), "textserve_requests_in_flight") >= 2, 10)
 
+    def alive(self) -> int:
+        return sum(thread.is_alive() for thread in self.threads)
+
     def join(self) -> None:
         for thread in self.threads:
             thread.join(60)
@@ -155,7 +158,9 @@ def test_a_client_that_cancels_mid_call_leaves_nothing_behind(server: ServerProc
     cancelled_before, before = grpc_calls(server, "CANCELLED"), classified(server)
     busy = Busy(server)
     future = stub.ModelInfer.future(infer([f"to be cancelled {i}" for i in range(128)]), metadata=AUTH, timeout=30)
-    time.sleep(0.1)  # the call is queued behind a second or more of busy work; if not, the counts below fail
+    # In flight on the server (queued behind a second or more of busy work): one more than the
+    # busy requests still waiting for their answers.
+    assert wait_until(lambda: metric(metrics(server.url), "textserve_requests_in_flight") == busy.alive() + 1, 10)
     assert not future.done()
     future.cancel()
     with pytest.raises(grpc.FutureCancelledError):
