@@ -13,6 +13,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # Exact versions the suite last passed with; pyproject.toml holds the allowed ranges.
 CONSTRAINTS := constraints.txt
+# tritonclient[grpc] for the gRPC end-to-end test, in a virtualenv of its own: its grpcio and
+# protobuf pins clash with TensorFlow's. If it cannot be made, that test is skipped and says why.
+TRITON_VENV := .venv-triton
 
 .PHONY: run test export lint bench containers clean help
 
@@ -34,12 +37,18 @@ $(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 run: $(VENV)/.serve
 	$(BIN)/python -m service
 
-test: $(VENV)/.all
+$(TRITON_VENV)/.ok: tests/e2e/triton-client.txt
+	-$(PYTHON) -m venv $(TRITON_VENV) && $(TRITON_VENV)/bin/python -m pip install -q -r tests/e2e/triton-client.txt \
+		&& touch $@
+
+test: $(VENV)/.all $(TRITON_VENV)/.ok
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark (docs/performance.md): needs wrk (installed if missing) and 2 cores; ~3 minutes.
+# The benchmark (docs/performance.md): needs wrk, h2load (nghttp2-client, for the gRPC rows;
+# both installed if missing) and 2 cores; ~5 minutes.
 bench: $(VENV)/.serve
 	@command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
+	@command -v h2load >/dev/null || { echo "installing h2load"; apt-get install -y -q nghttp2-client >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q nghttp2-client >/dev/null; }; }
 	$(BIN)/python -m bench.run $(ARGS)
 
 # Retrain and export a new bundle, e.g. make export ARGS='--epochs 5 --version 2'
@@ -55,4 +64,4 @@ lint: $(VENV)/.all
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache .mypy_cache .ruff_cache

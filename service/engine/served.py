@@ -88,6 +88,10 @@ class ServedVersion:
     loaded_seconds: float = 0.0
     in_flight: int = 0
     _idle: asyncio.Event | None = field(default=None, repr=False)
+    key: tuple[str, str] = field(init=False)  # (name, version) as metric label values
+
+    def __post_init__(self) -> None:
+        self.key = (self.name, str(self.version))
 
     @property
     def manifest(self) -> Manifest:
@@ -147,6 +151,15 @@ class ModelState:
     versions: dict[int, ServedVersion] = field(default_factory=dict)
     failed: dict[int, tuple[Fingerprint, str]] = field(default_factory=dict)  # not retried unchanged
     loaded: bool = False  # asked to serve (at start, by the poller, or by load())
+
+    def latest_ready(self) -> ServedVersion | None:
+        """The highest ready version (what a request without a version gets): a plain loop
+        over the one or two loaded versions, on every request's path."""
+        latest = None
+        for served in self.versions.values():
+            if served.state is VersionState.READY and (latest is None or served.version > latest.version):
+                latest = served
+        return latest
 
     def ready(self) -> list[ServedVersion]:
         return sorted(

@@ -68,7 +68,7 @@ class Predict:
             texts = parse_texts(self.request_model, body)
             scope[TEXTS_KEY] = len(texts)
             answer = await engine.predict(texts, model, version)
-        scope[MODEL_KEY] = (answer.model, str(answer.version))
+        scope[MODEL_KEY] = answer.key
         if ctx.tracing is None:  # not even a null context on the hot path when tracing is off
             return _encode(answer)
         with ctx.tracing.span("encode", **{"textserve.texts": len(texts)}):

@@ -79,12 +79,13 @@ class Metrics:
         self.multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = self._counter(
-            "textserve_requests", "Requests answered, by route, status and model (probes excluded).",
-            ["route", "method", "status", *MODEL],
+            "textserve_requests",
+            "Requests answered, by protocol (http, grpc), route or gRPC method, status and model (probes excluded).",
+            ["protocol", "route", "method", "status", *MODEL],
         )
         self.request_seconds = self._histogram(
             "textserve_request_duration_seconds", "Time from request start to response end.",
-            ["route", *MODEL], LATENCY_BUCKETS,
+            ["protocol", "route", *MODEL], LATENCY_BUCKETS,
         )
         self.queue_wait_seconds = self._histogram(
             "textserve_queue_wait_seconds", "Time a request's texts waited before their batch ran.",
@@ -150,12 +151,14 @@ class Metrics:
             return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
         return LoopFamily("histogram", name, documentation, labels, buckets, registry=self.registry)
 
-    def request_series(self, route: str, method: str, status: str, model: str, version: str) -> tuple[Any, Any]:
+    def request_series(
+        self, protocol: str, route: str, method: str, status: str, model: str, version: str
+    ) -> tuple[Any, Any]:
         """The request counter and latency histogram of one kind of answer."""
-        key = (route, method, status, model, version)
+        key = (protocol, route, method, status, model, version)
         series = self._request_series.get(key)
         if series is None:
-            series = (self.requests.labels(*key), self.request_seconds.labels(route, model, version))
+            series = (self.requests.labels(*key), self.request_seconds.labels(protocol, route, model, version))
             self._request_series[key] = series
         return series
 
@@ -191,7 +194,7 @@ class Metrics:
             del self._request_series[request_key]
             with contextlib.suppress(KeyError):
                 self.requests.remove(*request_key)
-                self.request_seconds.remove(request_key[0], *key)
+                self.request_seconds.remove(*request_key[:2], *key)
 
     def load_failed(self, name: str, reason: str) -> None:
         self.model_load_failures.labels(name, reason).inc()

@@ -1,9 +1,13 @@
 """Running the app under uvicorn, with a drain on SIGTERM before the server stops.
 
-On the first SIGTERM/SIGINT: readiness turns 503 and new inference requests get 503, while
-requests already accepted finish; when none is left (or the grace period ends) uvicorn
-closes its sockets and the lifespan stops the batcher. The process then exits 0. A second
-signal stops at once.
+On the first SIGTERM/SIGINT: readiness turns 503 (gRPC health: NOT_SERVING) and new
+inference requests get 503 (gRPC: UNAVAILABLE), while requests already accepted finish; when
+none is left (or the grace period ends) the gRPC server stops, uvicorn closes its sockets and
+the lifespan stops the batcher. The process then exits 0. A second signal stops at once.
+
+The gRPC server (``app.state.grpc``, see ``service/v2/grpc/server.py``) runs in the same
+event loop, started once the engine is ready and HTTP listens. If its port cannot be bound
+the process stops (``failed``), as it does for the HTTP port.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.engine.engine import Engine
+    from service.v2.grpc.server import GrpcService
 
 log = logging.getLogger("textserve")
 
@@ -49,9 +54,12 @@ def settle_heap() -> None:
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, engine: Engine) -> None:
+    def __init__(self, config: uvicorn.Config, engine: Engine, grpc: GrpcService | None = None) -> None:
         super().__init__(config)
         self.engine = engine
+        self.grpc = grpc
+        self.failed = False
+        """The server could not start in full (the gRPC port could not be bound)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
@@ -59,8 +67,22 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.started and self.grpc is not None:
+            try:
+                await self.grpc.start()
+            except RuntimeError as exc:  # grpcio's word for a port it cannot bind
+                log.error("cannot listen for gRPC", extra={"address": self.grpc.address, "error": str(exc)})
+                self.failed = self.should_exit = True
+                return
         if self.started:
             settle_heap()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.grpc is not None:
+            # Calls accepted have finished by now (the drain waited for them), unless the
+            # grace period ran out or this is a second signal.
+            await self.grpc.stop(0 if self.force_exit else 1.0)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded in _captured_signals: uvicorn would re-raise it after a clean
@@ -79,6 +101,8 @@ class DrainingServer(uvicorn.Server):
         admission = self.engine.admission
         grace = self.engine.settings.shutdown_grace_s
         self.engine.begin_drain()
+        if self.grpc is not None:
+            await self.grpc.begin_drain()
         log.info("draining", extra={"signal": signame, "in_flight": admission.in_flight, "grace_s": grace})
         finished = await admission.wait_idle(grace)
         if not finished:
@@ -120,9 +144,9 @@ def serve_one(settings: Settings) -> int:
     if not load_models(app):
         return 1
     config = uvicorn.Config(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
-    server = DrainingServer(config, app.state.engine)
+    server = DrainingServer(config, app.state.engine, app.state.grpc)
     server.run()
-    return 0 if server.started else 3
+    return 0 if server.started and not server.failed else 3
 
 
 def load_models(app: Any) -> bool:

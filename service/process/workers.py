@@ -9,10 +9,11 @@ and the kernel spreads connections over them by address hash; a socket shared by
 uvicorn's own ``--workers`` has, lets whichever worker wakes first take a burst of
 keep-alive connections.
 
-Before forking, the arbiter's process checks that the port is free (``SO_REUSEPORT`` would
-otherwise let the workers share it with another server) and that the bundle verifies, so
-a bad model is said once, in one line. It imports neither onnxruntime nor the app: each
-worker loads its own model after the fork. /metrics is prometheus-client's multiprocess
+Before forking, the arbiter's process checks that the ports (HTTP's and gRPC's) are free
+(``SO_REUSEPORT`` would otherwise let the workers share them with another server) and that
+the bundle verifies, so a bad model is said once, in one line. It imports neither
+onnxruntime, grpcio nor the app: each worker loads its own model, and starts its own gRPC
+server on the shared port, after the fork. /metrics is prometheus-client's multiprocess
 mode over a temporary directory: any worker's page is the sum over all of them.
 """
 
@@ -72,10 +73,10 @@ class TextserveWorker(UvicornWorker):  # type: ignore[misc]
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
-        server = DrainingServer(config=self.config, engine=self.wsgi.state.engine)
+        server = DrainingServer(config=self.config, engine=self.wsgi.state.engine, grpc=self.wsgi.state.grpc)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
-        if not server.started:
+        if not server.started or server.failed:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
@@ -148,13 +149,16 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve_workers(settings: Settings) -> int:
     """Run ``settings.workers`` worker processes until stopped; the exit code: 0 after a
-    clean stop, 1 if the model cannot be served, 3 if the port is taken or a worker could
+    clean stop, 1 if the model cannot be served, 3 if a port is taken or a worker could
     not boot."""
-    try:
-        check_port_free(settings.host, settings.port)
-    except OSError as exc:
-        print(f"textserve: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 3
+    for port in (settings.port, settings.grpc_port):
+        if not port:
+            continue
+        try:
+            check_port_free(settings.host, port)
+        except OSError as exc:
+            print(f"textserve: cannot listen on {settings.host}:{port}: {exc}", file=sys.stderr)
+            return 3
     # numpy, loaded to verify the bundle, would start a BLAS thread pool in the process that
     # forks; the service runs no BLAS routine.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

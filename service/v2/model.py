@@ -1,8 +1,9 @@
 """textserve's model as the Open Inference Protocol sees it: one BYTES input of raw texts,
 and two outputs, the label probabilities and the predicted label.
 
-Pure functions over the codec's types, so every rule here is testable without HTTP. The
-request limits are /predict's: the same number of texts and characters per text.
+Pure functions over the protocol's tensors (``tensors.py``), which HTTP's codec and gRPC's
+both decode into: every rule here holds for both transports and is testable without either.
+The request limits are /predict's: the same number of texts and characters per text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from service.engine.predictor import Prediction
-from service.v2.codec import (
+from service.v2.tensors import (
     InferRequest,
     RequestInput,
     ResponseOutput,

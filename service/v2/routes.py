@@ -31,9 +31,11 @@ from service.asgi.openapi import COMMON_ERROR_DESCRIPTIONS, error_responses, pat
 from service.asgi.responses import EXAMPLE_TEXTS, empty, json_response
 from service.engine.admission import InvalidName, NotReady
 from service.engine.repository import check_version
-from service.engine.served import ServedVersion
-from service.v2.codec import HEADER_LENGTH, TensorError, encode_infer_response, parse_header_length, parse_infer_request
+from service.v2 import lookup
+from service.v2.codec import HEADER_LENGTH, encode_infer_response, parse_header_length, parse_infer_request
+from service.v2.lookup import ServedModel, find_model
 from service.v2.model import build_outputs, model_metadata, plan_outputs, texts_of
+from service.v2.tensors import TensorError
 
 SERVER_NAME = "textserve"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_repository(unload_dependents)"]
@@ -51,10 +53,11 @@ def _version(request: Request) -> int | None:
     return check_version(version) if version is not None else None
 
 
-def served_model(ctx: HttpContext, request: Request) -> ServedVersion:
+def served_model(ctx: HttpContext, request: Request) -> ServedModel:
     """The version that answers for the model (and version) the path names: 404 for an
     unknown model or version, 400 for a name that is not one, 503 while none is ready."""
-    return ctx.engine.route(request.path_params["model_name"], _version(request))
+    params = request.path_params
+    return find_model(ctx.engine, params["model_name"], params.get("model_version"))
 
 
 # -- health and metadata --------------------------------------------------------------------
@@ -85,11 +88,8 @@ async def model_ready(request: Request) -> Response:
 
 
 async def model_metadata_route(request: Request) -> Response:
-    ctx = context_of(request)
-    served = served_model(ctx, request)
-    model = ctx.engine.model(served.name)
-    versions = [v.version for v in model.ready()]
-    return json_response(model_metadata(served.name, versions, served.manifest.labels))
+    model = served_model(context_of(request), request)
+    return json_response(model_metadata(model.name, model.versions, model.labels))
 
 
 # -- inference ------------------------------------------------------------------------------
@@ -105,8 +105,7 @@ async def infer(request: Request) -> Response:
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType("compressed request bodies are not supported; send it uncompressed")
-    assert served.predictor is not None
-    n_labels = len(served.predictor.labels)
+    n_labels = len(served.labels)
     async with ctx.deadlines.clock(request.receive) as clock:
         body = await read_body(request.receive, headers.get("content-length"), settings.max_body_bytes)
         clock.body_read()
@@ -118,7 +117,7 @@ async def infer(request: Request) -> Response:
             raise BadRequest(str(exc)) from None
         request.scope[TEXTS_KEY] = len(texts)
         answer = await engine.predict(texts, served.name, _version(request))
-    request.scope[MODEL_KEY] = (answer.model, str(answer.version))
+    request.scope[MODEL_KEY] = answer.key
     with ctx.tracing.span("encode", **{"textserve.texts": len(texts)}) if ctx.tracing else nullcontext():
         content, header_length = encode_infer_response(
             answer.model, str(answer.version), parsed.id, build_outputs(plans, answer.predictions, answer.labels)
@@ -152,7 +151,7 @@ async def repository_index(request: Request) -> Response:
     ready = (await _json_body(ctx, request, {"ready"})).get("ready", False)
     if not isinstance(ready, bool):
         raise BadRequest("'ready' must be true or false")
-    return json_response(ctx.engine.control.index(ready_only=ready))
+    return json_response(lookup.repository_index(ctx.engine, ready))
 
 
 async def repository_load(request: Request) -> Response:
@@ -162,7 +161,7 @@ async def repository_load(request: Request) -> Response:
     parameters = (await _json_body(ctx, request, {"parameters"})).get("parameters") or {}
     if not isinstance(parameters, dict) or parameters:
         raise BadRequest("load takes no parameters here: the model's files and config.json come from the repository")
-    await ctx.engine.control.load(request.path_params["model_name"])
+    await lookup.load_model(ctx.engine, request.path_params["model_name"])
     return empty(200)
 
 
@@ -173,7 +172,7 @@ async def repository_unload(request: Request) -> Response:
     parameters = (await _json_body(ctx, request, {"parameters"})).get("parameters") or {}
     if not isinstance(parameters, dict) or set(parameters) - {"unload_dependents"}:
         raise BadRequest("unload takes only the 'unload_dependents' parameter")
-    await ctx.engine.control.unload(request.path_params["model_name"])
+    await lookup.unload_model(ctx.engine, request.path_params["model_name"])
     return empty(200)
 
 

@@ -43,10 +43,14 @@ class ServerProcess:
     def __init__(self, model_path: Path, **settings: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Never the default 8001: tests (and other checkouts' tests) run side by side.
+        self.grpc_port = int(str(settings.pop("grpc_port", free_port())))
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
         env.update({
             "TEXTSERVE_HOST": "127.0.0.1",
             "TEXTSERVE_PORT": str(self.port),
+            "TEXTSERVE_GRPC_PORT": str(self.grpc_port),
             "TEXTSERVE_MODEL_PATH": str(model_path),
             "PYTHONUNBUFFERED": "1",
         })

@@ -91,7 +91,7 @@ def test_predict_counts_and_logs_each_request(server: ServerProcess) -> None:
     r = httpx.post(server.url + "/predict", content=body, headers=headers, timeout=10)
     assert r.status_code == 200 and r.headers["x-request-id"] == "trace-42" and "date" in r.headers
     page = httpx.get(server.url + "/metrics", timeout=10).text
-    assert metric(page, "textserve_requests_total", 'method="POST",route="/predict",status="200",model="sentiment"') >= 1
+    assert metric(page, "textserve_requests_total", 'method="POST",protocol="http",route="/predict",status="200",model="sentiment"') >= 1
     assert "textserve_predictions_total" in page
     for _ in range(100):  # the access log is written in batches, within 0.1 s: wait up to 2 s
         logged = [line for line in server.logs().splitlines() if '"request_id":"trace-42"' in line]

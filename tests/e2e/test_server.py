@@ -62,7 +62,7 @@ def test_concurrent_requests_are_answered_correctly_and_batched(shipped_bundle_d
     batches, singles = batch_counts(metrics)
     assert batches < len(bodies)  # some texts shared a run...
     assert singles < batches  # ...so at least one batch held more than one text
-    assert metric(metrics, "textserve_requests_total", 'route="/predict",status="200",model="sentiment"') == 400
+    assert metric(metrics, "textserve_requests_total", 'protocol="http",route="/predict",status="200",model="sentiment"') == 400
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero(shipped_bundle_dir: Path) -> None:
@@ -104,7 +104,8 @@ def run_service(model_path: Path, **env: str) -> subprocess.CompletedProcess[str
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
-    environment.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": "1", **env})
+    environment.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": "1", "TEXTSERVE_GRPC_PORT": "0",
+                        **env})
     return subprocess.run(
         [sys.executable, "-m", "service"], cwd=REPO, env=environment,
         capture_output=True, text=True, timeout=60,

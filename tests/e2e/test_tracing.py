@@ -110,6 +110,18 @@ def traced_server(bundle: Path, endpoint: str, protocol: str) -> ServerProcess:
     return server
 
 
+def grpc_infer(port: int, texts: list[str], metadata: list[tuple[str, str]]) -> None:
+    from service.v2.grpc.generated import grpc_service_pb2 as pb
+    from service.v2.grpc.generated import grpc_service_pb2_grpc as pb_grpc
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="text", datatype="BYTES", shape=[len(texts)], contents=pb.InferTensorContents(
+            bytes_contents=[t.encode() for t in texts]))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            pb.ModelInferRequest(model_name="sentiment", inputs=[tensor]), metadata=metadata, timeout=10)
+
+
 def attributes(span: Any) -> dict[str, Any]:
     def value(v: Any) -> Any:
         return getattr(v, v.WhichOneof("value")) if v.WhichOneof("value") else None
@@ -121,7 +133,7 @@ def check_the_request_trace(spans: Spans, route: str) -> None:
     (server,) = [s for s in spans.wait_for(f"POST {route}", 1) if s.trace_id.hex() == TRACE_ID]
     assert server.parent_span_id.hex() == PARENT and server.kind == server.SPAN_KIND_SERVER
     attrs = attributes(server)
-    assert attrs["http.response.status_code"] == 200 and attrs["http.route"] == route
+    assert attrs["http.response.status_code"] == 200 and attrs["http.route"] == route, attrs
     assert attrs["textserve.texts"] == 2 and attrs["textserve.model"] == "sentiment"
     for child in ("queue wait", "encode"):
         found = [s for s in spans.wait_for(child, 1) if s.parent_span_id == server.span_id]
@@ -161,4 +173,6 @@ def test_spans_reach_an_otlp_receiver_with_parents_and_links(
         assert refused.status_code == 400
         statuses = [attributes(s)["http.response.status_code"] for s in spans.wait_for("POST /predict", 3)]
         assert 400 in statuses
+        grpc_infer(server.grpc_port, SECRET_TEXTS, [("traceparent", f"00-{TRACE_ID}-{PARENT}-01")])
+        check_the_request_trace(spans, "/inference.GRPCInferenceService/ModelInfer")
     check_no_text_in_any_span(spans)

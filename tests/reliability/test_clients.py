@@ -72,7 +72,7 @@ def test_clients_that_hang_up_mid_body_cost_nothing(start_server: Callable[..., 
     page = settled(server)
     assert wait_until(
         lambda: metric(metrics(server.url), "textserve_requests_total",
-                       'method="POST",route="/predict",status="499"') == 20, 10)
+                       'method="POST",protocol="http",route="/predict",status="499"') == 20, 10)
     assert_no_server_errors(server, page)
     assert httpx.post(server.url + "/predict", json={"texts": ["still here"]}).status_code == 200
     assert wait_until(lambda: open_fds(server.proc.pid) <= fds_before, 5)  # type: ignore[union-attr]
@@ -127,7 +127,7 @@ def test_requests_whose_clients_left_while_queued_are_never_run(
     ran = metric(page, "textserve_batch_size_sum") - ran_before
     figures["vanished_clients_texts_run"] = f"{ran:g} of {len(LONG) + 20 * 16} queued (20 clients left)"
     assert ran == len(LONG), "texts of clients that had left were run anyway"
-    assert metric(page, "textserve_requests_total", 'method="POST",route="/predict",status="499"') == 20
+    assert metric(page, "textserve_requests_total", 'method="POST",protocol="http",route="/predict",status="499"') == 20
     assert_no_server_errors(server, page)
 
 

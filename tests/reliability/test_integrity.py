@@ -135,7 +135,7 @@ def start_and_watch(model_path: Path) -> tuple[int, str, bool]:
     """Run the service; (exit code, stderr, whether its port ever accepted a connection)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSERVE_")}
-    env.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": str(port)})
+    env.update({"TEXTSERVE_MODEL_PATH": str(model_path), "TEXTSERVE_PORT": str(port), "TEXTSERVE_GRPC_PORT": "0"})
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     served = False

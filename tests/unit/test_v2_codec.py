@@ -15,16 +15,14 @@ import orjson
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
-from service.v2.codec import (
+from service.v2.codec import encode_infer_response, parse_header_length, parse_infer_request
+from service.v2.tensors import (
     InferRequest,
     RequestOutput,
     ResponseOutput,
     TensorError,
     decode_bytes_tensor,
     encode_bytes_tensor,
-    encode_infer_response,
-    parse_header_length,
-    parse_infer_request,
     string_elements,
     wants_binary,
 )

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from service.engine.predictor import Prediction
-from service.v2.codec import InferRequest, TensorError, encode_bytes_tensor, parse_infer_request
+from service.v2.codec import parse_infer_request
 from service.v2.model import (
     LABEL,
     PROBABILITIES,
@@ -21,6 +21,7 @@ from service.v2.model import (
     plan_outputs,
     texts_of,
 )
+from service.v2.tensors import InferRequest, TensorError, encode_bytes_tensor
 
 LABELS = ["negative", "neutral", "positive"]
 TEXT_A = {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a"]}

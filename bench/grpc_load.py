@@ -1,0 +1,118 @@
+"""Drive a running server's gRPC ModelInfer with h2load (closed loop, fixed concurrency).
+
+h2load (Debian's nghttp2-client) is nghttp2's C load generator: it posts one prebuilt body
+over HTTP/2, so a gRPC call is that body framed as gRPC frames it (a 0 flag byte, a 4-byte
+big-endian length, the ``ModelInferRequest``), with ``content-type: application/grpc`` and
+``te: trailers``. It outruns any Python gRPC client on one core, so the server, not the
+load, is what is measured. Concurrency is ``--connections`` HTTP/2 connections (channels)
+times streams per connection. Every call carries the same texts (h2load sends one body);
+the server has no cache, so that costs it nothing it would not otherwise do.
+
+h2load sees HTTP status 200 for every gRPC call, failed or not: a call's gRPC status is in
+its trailers. ``bench/run.py`` counts refusals from the server's own request metrics.
+Latency percentiles come from h2load's per-request log. Loopback only, bounded in time.
+
+    python -m bench.grpc_load --target 127.0.0.1:8001 --concurrency 64 --texts 1 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.cpu import thread_cpu_seconds
+from bench.load import summarize, text_chunks
+
+PATH = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def grpc_body(texts: list[str], model: str = "sentiment") -> bytes:
+    """One ModelInfer call as gRPC puts it on the wire: the texts as tritonclient.grpc sends
+    them (``raw_input_contents``)."""
+    from service.v2.grpc.generated import grpc_service_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
+    request.raw_input_contents.append(b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts))
+    message: bytes = request.SerializeToString()
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def percentile(values: list[int], q: float) -> int:
+    if not values:
+        return 0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def _h2load(target: str, concurrency: int, connections: int, seconds: float, body: Path,
+            cpu: str | None, log: Path) -> dict[str, Any]:
+    connections = max(1, min(connections, concurrency))
+    streams = max(1, concurrency // connections)
+    cmd = ["h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-D{max(1, round(seconds))}",
+           "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
+           f"--log-file={log}", f"http://{target}{PATH}"]
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                     r"(\d+) errored, (\d+) timeout", out)
+    finished = re.search(r"finished in ([\d.]+)(ms|s),", out)
+    if done is None or finished is None:
+        raise SystemExit(f"h2load said something unexpected:\n{out[-2000:]}")
+    duration_s = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    latencies = [int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.count("\t") >= 2]
+    failed, errored, timeout = (int(done.group(i)) for i in (5, 6, 7))
+    return {
+        "tool": f"h2load ({connections} connections x {streams} streams)",
+        "requests": int(done.group(3)),
+        "duration_us": int(duration_s * 1e6),
+        "errors": {"status": failed, "connect": 0, "read": errored, "write": 0, "timeout": timeout},
+        "latency_us": {"p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
+                       "p99": percentile(latencies, 99), "max": max(latencies, default=0),
+                       "mean": sum(latencies) / len(latencies) if latencies else 0.0},
+    }
+
+
+def run_grpc_load(target: str, concurrency: int, texts_per_request: int, seconds: float, warmup: float,
+                  cpu: str | None = None, server_pid: int | None = None, connections: int = 8) -> dict[str, Any]:
+    """Warm up, then measure; the same summary as ``bench.load.run_load``."""
+    if not target.startswith(("127.", "localhost:", "[::1]:")):
+        raise SystemExit(f"refusing to load {target}: the benchmark targets loopback only")
+    if shutil.which("h2load") is None:
+        raise SystemExit("h2load is not installed: apt-get install nghttp2-client")
+    with tempfile.TemporaryDirectory() as tmp:
+        body, log = Path(tmp) / "call.bin", Path(tmp) / "h2load.log"
+        body.write_bytes(grpc_body(text_chunks(texts_per_request, 1)[0]))
+        if warmup > 0:
+            _h2load(target, concurrency, connections, warmup, body, cpu, log)
+        before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+        result = _h2load(target, concurrency, connections, seconds, body, cpu, log)
+        after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+    return summarize(result, concurrency, texts_per_request, server_pid, before, after)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="127.0.0.1:8001")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--texts", type=int, default=1, help="texts per call")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--cpu", help="pin the load generator to these CPUs (taskset list)")
+    args = parser.parse_args()
+    result = run_grpc_load(args.target, args.concurrency, args.texts, args.seconds, args.warmup, args.cpu,
+                           connections=args.connections)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
