@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bench.corpus import load_texts
 from service.bundle.format import load_bundle
-from service.bundle.tokenizer import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
+from service.bundle.tokenizer.textserve import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
 from tests.conftest import SHIPPED_MODEL
 
 # The plain form: the patterns and loop the shipped bundle's model was trained with.
