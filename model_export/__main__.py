@@ -1,4 +1,5 @@
-"""``python -m model_export`` / ``textserve-export``: train, export and write a bundle."""
+"""``python -m model_export`` / ``textserve-export``: train, export and write a bundle;
+``textserve-export convert ...`` converts a user's own Keras model instead (docs/convert.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from model_export.writer import BundleExistsError, check_writable
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["convert"]:
+        from model_export.convert import main as convert
+
+        return convert(args[1:])
     options = parse_args(argv)
     try:
         corpus = read_corpus(options)
