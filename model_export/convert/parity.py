@@ -56,7 +56,7 @@ def _scores(row: np.ndarray) -> str:
 
 def _compare(reference: Reference, got: np.ndarray) -> tuple[float, int, str]:
     """Max |Δp|, argmax mismatches, and where the worst difference is."""
-    diff = np.abs(got - reference.probs).max(axis=1)
+    diff = np.nan_to_num(np.abs(got - reference.probs), nan=np.inf).max(axis=1)
     mismatched = np.flatnonzero(got.argmax(axis=1) != reference.probs.argmax(axis=1))
     row = int(mismatched[0]) if len(mismatched) and diff.max() <= TOLERANCE else int(diff.argmax())
     probe = reference.probes[row]
@@ -65,6 +65,19 @@ def _compare(reference: Reference, got: np.ndarray) -> tuple[float, int, str]:
         f" textserve {_scores(got[row])}"
     )
     return float(diff.max()), len(mismatched), where
+
+
+def check_finite(reference: Reference) -> None:
+    """Keras's own answers must be numbers: a masked average over a text with no known token,
+    for one, divides 0 by 0, and textserve cannot serve NaN."""
+    bad = np.flatnonzero(~np.isfinite(reference.probs).all(axis=1))
+    if len(bad):
+        probe = reference.probes[int(bad[0])]
+        raise ParityError(
+            f"your Keras model itself gives scores that are not numbers ({_scores(reference.probs[bad[0]])}) on"
+            f" {len(bad)} probe(s), first {probe.origin} {_show(probe.text)}; textserve cannot serve them"
+            " (a masked average over a text with no known word divides 0 by 0)"
+        )
 
 
 def _check_ids(tokenizer: TextTokenizer, reference: Reference) -> None:

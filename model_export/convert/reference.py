@@ -60,7 +60,8 @@ def keras_tokenizer_reference(
 def vectorizer_reference(source: SourceModel, standardize: str, layout: Layout, probes: list[Probe]) -> Reference:
     assert source.vectorizer is not None
     texts = [_STANDARDIZE[standardize](p.text) for p in probes]
-    ids = np.asarray(source.vectorizer.layer(tf.constant(texts, dtype=tf.string)), dtype=np.int64)
+    # One string per row, [n, 1]: with split=None the layer reads a rank-1 batch as one example.
+    ids = np.asarray(source.vectorizer.layer(tf.constant(texts, dtype=tf.string)[:, None]), dtype=np.int64)
     if source.vectorizer.output_sequence_length is not None:
         raw = source.predict_texts(texts)
         description = f"keras: --standardize {standardize}, then model.predict on the raw strings"

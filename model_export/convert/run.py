@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from model_export.convert.graph import GENERIC, INPUT_NAME, OPSET, OUTPUT_NAME, Graph, candidates
 from model_export.convert.options import ConvertOptions, read_probe_texts
-from model_export.convert.parity import ParityError, Reference, check_parity
+from model_export.convert.parity import ParityError, Reference, check_finite, check_parity
 from model_export.convert.plan import Plan, make_plan
 from model_export.convert.probes import all_probes
 from model_export.convert.source import SourceModel, load_source
@@ -125,6 +125,7 @@ def convert(options: ConvertOptions) -> Path:
         reference = plan.reference(probes)
     except Exception as exc:  # Keras' own failure on a probe, e.g. an id beyond the Embedding
         raise ParityError(f"Keras itself fails on the probe texts: {' '.join(str(exc).split())[:300]}") from exc
+    check_finite(reference)
     for graph in candidates(source, len(options.labels)):
         say(f"converting with tf2onnx: {graph.method.split(',')[0]}")
         try:

@@ -79,20 +79,20 @@ def load_source(path: Path, fmt: str) -> SourceModel:
     return _keras_model(path, fmt, model)
 
 
-def _io(model: Any, path: Path) -> tuple[Any, int]:
+def _units(model: Any, path: Path) -> int:
+    shape = tuple(model.outputs[0].shape)
+    if len(shape) != 2 or not isinstance(shape[1], int):
+        raise ConvertError(f"--keras-model {path}: output shape {shape} is not one vector of class scores per text")
+    return shape[1]
+
+
+def _keras_model(path: Path, fmt: str, model: Any) -> SourceModel:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConvertError(
             f"--keras-model {path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs;"
             " textserve serves models with one text input and one output"
         )
-    shape = tuple(model.outputs[0].shape)
-    if len(shape) != 2 or not isinstance(shape[1], int):
-        raise ConvertError(f"--keras-model {path}: output shape {shape} is not one vector of class scores per text")
-    return model.inputs[0], shape[1]
-
-
-def _keras_model(path: Path, fmt: str, model: Any) -> SourceModel:
-    model_input, units = _io(model, path)
+    model_input = model.inputs[0]
     vectorizers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.TextVectorization)]
     vectorizer = None
     integer_model = model
@@ -103,6 +103,7 @@ def _keras_model(path: Path, fmt: str, model: Any) -> SourceModel:
         integer_model = _after_vectorizer(model, vectorizers[0], path)
     elif model_input.dtype == "string":
         raise ConvertError(f"--keras-model {path} takes strings but has no TextVectorization layer to read")
+    units = _units(model, path)
     ids = integer_model.inputs[0]
     if len(ids.shape) != 2 or not (ids.dtype.startswith("int") or ids.dtype.startswith("float")):
         what = "its vectorizer's output" if vectorizer else "its input"
