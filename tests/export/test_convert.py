@@ -120,6 +120,9 @@ def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     make, invariant = CASES[request.param]
     directory = tmp_path_factory.mktemp(request.param)
     case = make(request.param, directory / "user")
+    probes = directory / "probes.txt"  # the user's own texts, one a line, CRLF or not
+    probes.write_bytes("\n".join(dataset(3, n=9, seed=21)[0]).encode() + b"\r\nlast line, CRLF\r\n")
+    case.args = [*case.args, "--probe-texts", str(probes)]
     result = convert(case, directory / "models")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stderr == ""
@@ -162,7 +165,7 @@ def test_the_bundle_records_its_source_and_parity(converted: Converted) -> None:
     parity = manifest.parity
     assert parity is not None
     assert parity["max_abs_diff"] <= 1e-4 and parity["argmax_mismatches"] == 0 and parity["ids_identical"]
-    assert parity["probes"] >= 40
+    assert parity["probes"] >= 40 and parity["user_probes"] == 10
     assert parity["padding_invariant"] is converted.invariant is bundle.tokenizer.padding_invariant
     spec = json.loads((converted.bundle / "tokenizer.json").read_text())
     assert spec["kind"] == ("text_vectorization" if case.tokenizer_path is None else "keras_tokenizer")
