@@ -10,11 +10,13 @@ service's own code reproduces Keras's ids and probabilities (``parity``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 
 def _import_tensorflow() -> None:
@@ -44,12 +46,14 @@ def main(argv: list[str]) -> int:
     from model_export.writer import BundleExistsError, check_writable
     from service.bundle.format import BundleError
 
+    made: list[Path] = []  # directories this run created, removed again if it fails
     try:
         options = parse_args(argv)
         if options.tokenizer is not None:
             read_keras_tokenizer(options.tokenizer)
         read_probe_texts(options.probe_texts)
         root = options.output_dir / options.name
+        made = [p for p in (options.output_dir, root) if not p.exists()]
         check_writable(root)
         if options.version is not None and (root / str(options.version)).exists():
             raise BundleExistsError(f"{root / str(options.version)} already exists; choose another --version")
@@ -59,6 +63,9 @@ def main(argv: list[str]) -> int:
         final = convert(options)
     except (ConvertError, BundleExistsError, BundleError) as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
         return 2
     say(f"bundle written to {final}")
     return 0

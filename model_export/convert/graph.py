@@ -31,6 +31,7 @@ from onnx import TensorProto, helper
 from model_export.convert.errors import ConvertError
 from model_export.convert.source import SourceModel
 from model_export.lstm_masking import MaskingRewriteError, mask_with_sequence_lengths
+from service.bundle.tokenizer.sequences import Side
 
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "probabilities"
@@ -48,9 +49,13 @@ GENERIC = "tf2onnx.convert.from_function of the model as saved (masked recurrent
 @dataclass(frozen=True)
 class Graph:
     proto: onnx.ModelProto
-    method: str
-    padding: str | None  # the side the graph needs its rows padded on; None: the user's own
+    method: str  # for the manifest
+    padding: Side | None  # the side the graph needs its rows padded on; None: the user's own
     length: int | None  # ids per row the graph takes; None: any number
+
+    @property
+    def name(self) -> str:
+        return "the fused LSTM graph" if self.method == FUSED else "the generic graph"
 
 
 def _convert(call: Any, source: SourceModel, length: int | None) -> onnx.ModelProto:

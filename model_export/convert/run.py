@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import onnx
 import tensorflow as tf
 
 from model_export.convert.graph import GENERIC, INPUT_NAME, OPSET, OUTPUT_NAME, Graph, candidates
@@ -80,7 +81,7 @@ def _manifest(options: ConvertOptions, version: int, plan: Plan, graph: Graph, s
 
 def _served_layout(plan: Plan, graph: Graph, invariant: bool) -> Layout:
     user = plan.user_layout
-    return Layout(user.max_length, graph.padding or user.padding, user.truncating, invariant)  # type: ignore[arg-type]
+    return Layout(user.max_length, graph.padding or user.padding, user.truncating, invariant)
 
 
 def _try(
@@ -88,8 +89,6 @@ def _try(
 ) -> Path:
     version = options.version or next_version(root)
     with staging_directory(root) as stage:
-        import onnx
-
         onnx.save(graph.proto, str(stage / MODEL_FILE))
         plan.make_tokenizer(_served_layout(plan, graph, False)).save(stage / TOKENIZER_FILE)
         (stage / LABELS_FILE).write_text(json.dumps(options.labels) + "\n", encoding="utf-8")
@@ -103,11 +102,8 @@ def _try(
         ModelRuntime(load_bundle(stage)).warm_up()  # the exact checks the service will run
         final = root / str(version)
         publish(stage, final)
-    say(
-        f"parity on {report['probes']} probes: max |diff| {report['max_abs_diff']:.2e}, same argmax;"
-        f" {'padding-invariant' if report['padding_invariant'] else 'every row padded to max-length'}"
-        f" ({graph.method.split(' (')[0].split(',')[0]})"
-    )
+    padding = "padding-invariant" if report["padding_invariant"] else "every row padded to max-length"
+    say(f"parity on {report['probes']} probes: max |diff| {report['max_abs_diff']:.2e}, same argmax; {padding}")
     return final
 
 
@@ -127,11 +123,11 @@ def convert(options: ConvertOptions) -> Path:
         raise ParityError(f"Keras itself fails on the probe texts: {' '.join(str(exc).split())[:300]}") from exc
     check_finite(reference)
     for graph in candidates(source, len(options.labels)):
-        say(f"converting with tf2onnx: {graph.method.split(',')[0]}")
+        say(f"converted with tf2onnx ({graph.name}); checking parity")
         try:
             return _try(graph, options, plan, source, reference, root)
         except ParityError as exc:
             if graph.method == GENERIC:
                 raise
-            say(f"the fused LSTM graph failed its check ({exc}); trying the generic graph")
+            say(f"{graph.name} failed its check ({exc}); trying the generic graph")
     raise AssertionError("candidates() always ends with the generic graph")
