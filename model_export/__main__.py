@@ -1,4 +1,5 @@
-"""``python -m model_export`` / ``textserve-export``: train, export and write a bundle."""
+"""``python -m model_export`` / ``textserve-export``: train, export and write a bundle;
+``textserve-export convert ...`` converts a user's own Keras model instead (docs/convert.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from model_export.writer import BundleExistsError, check_writable
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # The export image's entrypoint puts "--output-dir /app/models" before any arguments.
+    lead = args[:2] if args[:1] == ["--output-dir"] else []
+    if args[len(lead) : len(lead) + 1] == ["convert"]:
+        from model_export.convert import main as convert
+
+        return convert([*lead, *args[len(lead) + 1 :]])
     options = parse_args(argv)
     try:
         corpus = read_corpus(options)

@@ -148,8 +148,16 @@ def test_no_module_is_longer_than_a_reader_takes_in_at_once() -> None:
 
 
 def test_tokenizer_uses_only_stdlib_and_numpy() -> None:
-    roots = {name.split(".")[0] for name in imports(SERVICE / "bundle" / "tokenizer.py")}
-    assert roots - {"numpy"} <= set(sys.stdlib_module_names)
+    """Every kind of tokenizer (one module each) and the loader that picks one."""
+    modules = sorted((SERVICE / "bundle" / "tokenizer").glob("*.py"))
+    assert {p.stem for p in modules} >= {"__init__", "textserve", "keras_tokenizer", "text_vectorization"}
+    for path in modules:
+        outside = {
+            name for name in imports(path)
+            if name.split(".")[0] not in {*sys.stdlib_module_names, "numpy"}
+            and not name.startswith("service.bundle.tokenizer")
+        }
+        assert outside == set(), f"{path.name} imports {sorted(outside)}"
 
 
 def test_the_export_cli_reads_and_checks_data_before_loading_tensorflow() -> None:

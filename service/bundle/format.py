@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.bundle.tokenizer import Tokenizer
+from service.bundle.tokenizer import TextTokenizer, load_tokenizer
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -85,6 +85,9 @@ class Manifest(BaseModel):
     libraries: dict[str, Any] = Field(default_factory=dict)
     parity: dict[str, Any] | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+    # A converted model (textserve-export convert): the user's files (sha256), the Keras and
+    # TensorFlow that read them, and the pipeline the tokenizer reproduces.
+    source: dict[str, Any] | None = None
     variants: dict[str, Variant] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -131,7 +134,7 @@ class Manifest(BaseModel):
 class Bundle:
     path: Path
     manifest: Manifest
-    tokenizer: Tokenizer
+    tokenizer: TextTokenizer
 
     @property
     def model_path(self) -> Path:
@@ -241,10 +244,10 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
             raise BundleError(f"bundle {directory}: {rel} fails its sha256 check (altered)", "checksum")
 
 
-def _read_parts(directory: Path, manifest: Manifest) -> Tokenizer:
+def _read_parts(directory: Path, manifest: Manifest) -> TextTokenizer:
     try:
         labels = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
-        tokenizer = Tokenizer.load(directory / TOKENIZER_FILE)
+        tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"bundle {directory}: cannot read its tokenizer or labels: {exc}", "tokenizer") from exc
     if labels != manifest.labels:
@@ -253,6 +256,12 @@ def _read_parts(directory: Path, manifest: Manifest) -> Tokenizer:
         raise BundleError(
             f"bundle {directory}: tokenizer max_length {tokenizer.max_length}"
             f" != manifest {manifest.max_length}", "tokenizer",
+        )
+    width = manifest.input.shape[1]
+    if isinstance(width, int) and (width != tokenizer.max_length or tokenizer.padding_invariant):
+        raise BundleError(
+            f"bundle {directory}: the graph takes exactly {width} ids per text, so its tokenizer"
+            f" must pad every text to it (max_length {tokenizer.max_length}, padding_invariant false)"
         )
     return tokenizer
 

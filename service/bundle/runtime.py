@@ -87,9 +87,14 @@ class ModelRuntime:
         return probs
 
     def warm_up(self) -> None:
-        """Run the shapes the service will use once, so the first request pays nothing extra."""
+        """Run the shapes the service will use once, so the first request pays nothing extra.
+        A graph that is not padding-invariant only ever sees rows of ``max_length`` ids."""
         n_labels = len(self.bundle.labels)
-        for rows, length in ((1, 1), (1, self.bundle.manifest.max_length), (8, 8)):
+        longest = self.bundle.manifest.max_length
+        shapes: tuple[tuple[int, int], ...] = ((1, 1), (1, longest), (8, 8))
+        if not self.bundle.tokenizer.padding_invariant:
+            shapes = ((1, longest), (8, longest))
+        for rows, length in shapes:
             probs = self.predict(np.ones((rows, length), dtype=np.int32))
             if probs.shape != (rows, n_labels) or not np.all(np.isfinite(probs)):
                 raise BundleError(

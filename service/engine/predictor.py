@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.engine.batcher import MicroBatcher
-from service.engine.bucketing import RunCost, calibrate, length_groups
+from service.engine.bucketing import DEFAULT_COST, RunCost, calibrate, length_groups
 from service.engine.hooks import BatchObserver
 
 if TYPE_CHECKING:
@@ -46,8 +46,14 @@ class Predictor:
         run_cost: RunCost | None = None,
     ) -> None:
         self.runtime = runtime
-        self.run_cost = run_cost if run_cost is not None else calibrate(runtime.predict)
         self.tokenizer = runtime.bundle.tokenizer
+        # A graph whose outputs depend on the amount of padding (a converted model with
+        # pre-padding, no mask or a fixed input length) runs every row padded to max_length,
+        # in one run per batch; the bundle's parity check decided which kind this is.
+        self.pad_to_longest = self.tokenizer.padding_invariant
+        if run_cost is None:
+            run_cost = calibrate(runtime.predict) if self.pad_to_longest else DEFAULT_COST
+        self.run_cost = run_cost
         self.labels = list(runtime.bundle.labels)
         self.batcher = MicroBatcher(
             self.answer_batch,
@@ -60,7 +66,7 @@ class Predictor:
     def run_batch(self, sequences: Sequence[list[int]]) -> np.ndarray:
         """Probabilities for a batch, in order. The batch runs as groups of similar lengths,
         each padded only to its own longest text (see ``bucketing.py``)."""
-        if len(sequences) <= 2:
+        if len(sequences) <= 2 or not self.pad_to_longest:
             return self.run_padded(sequences)
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         lengths = [len(sequences[i]) for i in order]
@@ -85,8 +91,9 @@ class Predictor:
         ]
 
     def run_padded(self, sequences: Sequence[list[int]]) -> np.ndarray:
-        """One run, every row padded to the longest (the model masks padding)."""
-        width = max(1, max(len(s) for s in sequences))
+        """One run, every row padded to the longest (the model masks padding), or to
+        max_length if the model's outputs depend on padding."""
+        width = max(1, max(len(s) for s in sequences)) if self.pad_to_longest else None
         return self.runtime.predict(self.tokenizer.pad(sequences, width))
 
     def encode(self, texts: Sequence[str]) -> tuple[Sequence[list[int]], Sequence[bool]]:

@@ -1,6 +1,6 @@
 """The tokenizer's fast pattern gives exactly the tokens of its plain form.
 
-``service/tokenizer.py`` writes its token pattern for the regex engine's speed (whitespace
+``service/bundle/tokenizer/textserve.py`` writes its token pattern for the regex engine's speed (whitespace
 skipped inside a match, lookbehinds after a cheap first-character test, ``_`` matched and
 dropped). The shipped model was trained with the plain form below, so any difference in
 tokens would be a training/serving skew: these tests compare both on the whole training
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bench.corpus import load_texts
 from service.bundle.format import load_bundle
-from service.bundle.tokenizer import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
+from service.bundle.tokenizer.textserve import NUM_TOKEN, OOV_ID, URL_TOKEN, Tokenizer, _is_symbol_token, tokenize
 from tests.conftest import SHIPPED_MODEL
 
 # The plain form: the patterns and loop the shipped bundle's model was trained with.

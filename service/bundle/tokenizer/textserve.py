@@ -1,4 +1,5 @@
-"""The one tokenizer: raw text -> cleaned tokens -> ids -> padded int32 matrix.
+"""textserve's own tokenizer (the kind of a ``tokenizer.json`` without ``kind``): raw text ->
+cleaned tokens -> ids -> padded int32 matrix.
 
 Training (``model_export``) and serving (``service``) both call this module, so what the
 model saw during training is exactly what it sees in production. Standard library and
@@ -160,6 +161,12 @@ class Tokenizer:
     @property
     def max_length(self) -> int:
         return self.config.max_length
+
+    @property
+    def padding_invariant(self) -> bool:
+        """The models trained here mask padding (the export proves it on the test split), so
+        a batch may be padded only to its longest text."""
+        return True
 
     def ids(self, text: str) -> list[int]:
         """Token ids for one text, truncated to ``max_length`` but not padded."""
