@@ -48,6 +48,7 @@ class Load:
 
     def __init__(self, url: str, clients: int = 6) -> None:
         self.url = url
+        self.clients = clients
         self.statuses: list[tuple[int, int | None]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
@@ -116,7 +117,9 @@ def test_a_version_published_by_rename_under_load_fails_no_request(shipped_bundl
         assert {status for status, _ in load.statuses} == {200}
         versions = [v for _, v in load.statuses]
         assert versions[0] == 1 and versions[-1] == 2
-        assert versions == sorted(versions)  # once the new version answers, the old one never does again
+        # Once the new version answers, the old one answers only what it already had: at most
+        # one request per client (answers are listed as they arrive, not as they were routed).
+        assert versions[versions.index(2):].count(1) <= load.clients
         page = httpx.get(server.url + "/metrics").text
         assert metric(page, "textserve_model_load_duration_seconds_count", 'model="sentiment"') == 2
         assert metric(page, "textserve_model_info", 'version="1"') == 0  # unloaded: no series left

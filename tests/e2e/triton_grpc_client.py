@@ -25,7 +25,7 @@ def main() -> None:
         "model_ready_v1": client.is_model_ready("sentiment", "1"),
         "server": client.get_server_metadata(as_json=True),
         "metadata": metadata,
-        "index": client.get_model_repository_index(as_json=True),
+        "index": client.get_model_repository_index(headers=headers, as_json=True),
         "results": [],
     }
     for texts in job["batches"]:
