@@ -120,7 +120,7 @@ def test_the_runtime_serves_mnt_models_over_v2_on_the_service_port() -> None:
     assert container["name"] == "kserve-container"  # the container KServe merges the model into
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["TEXTSERVE_MODEL_PATH"] == "/mnt/models"
-    assert runtime["spec"]["protocolVersions"] == ["v2"]
+    assert runtime["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
     (port,) = container["ports"]  # Knative routes to exactly one
     assert port["containerPort"] == Settings().port and port["name"] in ("http1", "h2c")
     assert "TEXTSERVE_PORT" not in env  # Knative's PORT decides
