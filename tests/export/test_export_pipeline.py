@@ -63,22 +63,22 @@ def test_cli_writes_a_verified_bundle_the_service_can_load(tmp_path: Path) -> No
 def test_an_export_that_differs_from_keras_is_refused_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model_export import pipeline
+    from model_export import build, pipeline
     from model_export.model import ModelConfig, build_model
     from model_export.options import ExportOptions
     from model_export.parity import ParityError
 
-    real_export = pipeline.export_onnx
+    real_export = build.export_onnx
 
-    def export_an_untrained_twin(twin, path, opset):  # type: ignore[no-untyped-def]
+    def export_an_untrained_copy(model, path, opset, recurrent):  # type: ignore[no-untyped-def]
         import keras
 
-        embedding = next(x for x in twin.layers if isinstance(x, keras.layers.Embedding))
-        config = ModelConfig(vocab_size=embedding.input_dim, n_classes=3)
-        return real_export(build_model(config, mask_padding=False), path, opset)
+        embedding = next(x for x in model.layers if isinstance(x, keras.layers.Embedding))
+        config = ModelConfig(vocab_size=embedding.input_dim, n_classes=3, arch="lstm")
+        return real_export(build_model(config, mask_padding=False), path, opset, recurrent)
 
-    monkeypatch.setattr(pipeline, "export_onnx", export_an_untrained_twin)
-    options = ExportOptions(output_dir=tmp_path, limit_rows=1000, epochs=1, verbose=0)
+    monkeypatch.setattr(build, "export_onnx", export_an_untrained_copy)
+    options = ExportOptions(output_dir=tmp_path, limit_rows=1000, epochs=1, verbose=0, arch="lstm")
     with pytest.raises(ParityError, match="ONNX differs from Keras"):
         pipeline.run(options)
     assert list((tmp_path / "sentiment").iterdir()) == []
