@@ -69,6 +69,12 @@ class Candidate:
             twins.append(twin)
         return average(twins)
 
+    def first_copy(self) -> Candidate:
+        """The first copy of an ensemble on its own (seeded like a single-copy run)."""
+        return Candidate(
+            self.arch, {**self.recipe, "ensemble": 1}, self.config, self.members[:1], self.results[:1], self.members[0]
+        )
+
     def training_summary(self) -> dict[str, Any]:
         return {
             "epochs_run": [r.epochs_run for r in self.results],

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from model_export import report as report_mod
 from model_export.baseline import linear_baseline
 from model_export.build import build_bundle
-from model_export.candidate import Encoded, encode_splits, train_candidate
+from model_export.candidate import Candidate, Encoded, encode_splits, train_candidate
 from model_export.data import DEFAULT_CORPUS_FILE, Corpus
 from model_export.options import ExportOptions, read_corpus
 from model_export.recipes import Arch
@@ -34,7 +34,7 @@ def _dataset_info(corpus: Corpus, data: Encoded) -> dict[str, Any]:
     return {**corpus.info, "splits": data.splits.sizes(), "label_counts": label_counts}
 
 
-def _train(arch: Arch, data: Encoded, options: ExportOptions) -> Any:
+def _train(arch: Arch, data: Encoded, options: ExportOptions) -> Candidate:
     recipe = options.recipe_for(arch)
     copies = f", {recipe['ensemble']} copies averaged" if recipe["ensemble"] > 1 else ""
     _say(f"training {arch}{copies}")
@@ -45,14 +45,29 @@ def _train(arch: Arch, data: Encoded, options: ExportOptions) -> Any:
     return candidate
 
 
-def _card(arch: Arch, data: Encoded, options: ExportOptions, version: int, dataset: dict[str, Any]) -> dict[str, Any]:
-    """Train, export and check another architecture in a scratch directory; keep its card."""
-    candidate = _train(arch, data, options)
-    scratch = Path(tempfile.mkdtemp(prefix=f"textserve-card-{arch}-"))
+def _scratch_card(
+    candidate: Candidate, data: Encoded, options: ExportOptions, version: int, dataset: dict[str, Any]
+) -> dict[str, Any]:
+    """Export and check ``candidate`` in a scratch directory; keep only its card."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"textserve-card-{candidate.arch}-"))
     try:
         return build_bundle(scratch, candidate, data, options, version, dataset).card
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cards(
+    shipped: Candidate, data: Encoded, options: ExportOptions, version: int, dataset: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The other architectures' cards; for an ensemble, also its first copy alone (no retraining),
+    so every architecture is compared at one copy as well."""
+    cards = []
+    if options.arch in options.cards and len(shipped.members) > 1:
+        cards.append(_scratch_card(shipped.first_copy(), data, options, version, dataset))
+    for arch in options.cards:
+        if arch != options.arch:
+            cards.append(_scratch_card(_train(arch, data, options), data, options, version, dataset))
+    return cards
 
 
 def _tried(options: ExportOptions, dataset: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -82,9 +97,7 @@ def run(options: ExportOptions, corpus: Corpus | None = None) -> Path:
     version = options.version or next_version(model_root)
     with staging_directory(model_root) as stage:
         built = build_bundle(stage, candidate, data, options, version, dataset)
-        cards = [built.card] + [
-            _card(arch, data, options, version, dataset) for arch in options.cards if arch != options.arch
-        ]
+        cards = [built.card, *_cards(candidate, data, options, version, dataset)]
         manifest = built.manifest
         manifest["metrics"]["baseline"] = baseline
         manifest["training"]["cards"] = cards
