@@ -33,8 +33,8 @@ RECIPE_FIELDS = tuple(_COMMON)
 RECIPES: dict[Arch, dict[str, Any]] = {
     "lstm": {},
     "bilstm": {},
-    "cnn": {"learning_rate": 1e-3},
-    "transformer": {"learning_rate": 5e-4, "dropout": 0.1},
+    "cnn": {"ensemble": 3, "embedding_dim": 64, "learning_rate": 1e-3, "filters": 200, "kernel_sizes": (1, 2, 3, 4, 5)},
+    "transformer": {"embedding_dim": 64, "learning_rate": 5e-4, "dropout": 0.1, "ff_dim": 128},
 }
 _TRAINING = ("ensemble", "learning_rate", "lr_decay")
 _USED = {
