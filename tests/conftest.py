@@ -12,6 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 SHIPPED_MODEL = MODELS / "sentiment"
+# The shipped bundle's version (the highest under models/sentiment), as the V2 protocol spells it.
+SHIPPED_VERSION = str(max(int(p.name) for p in SHIPPED_MODEL.iterdir() if p.name.isdigit()))
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +25,12 @@ def shipped_bundle_dir() -> Path:
 
 @pytest.fixture
 def bundle_copy(tmp_path: Path, shipped_bundle_dir: Path) -> Path:
-    """A private copy of the shipped bundle at ``tmp_path/sentiment/1``."""
+    """A private copy of the shipped bundle as version 1: ``tmp_path/sentiment/1``, its
+    manifest saying so, whichever version is shipped."""
     target = tmp_path / "sentiment" / "1"
     shutil.copytree(shipped_bundle_dir, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
     return target
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import load_texts
+from tests.conftest import SHIPPED_VERSION
 from tests.e2e.server import REPO, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,7 @@ def test_tritonclient_grpc_gets_predict_s_answers(shipped_bundle_dir: Path) -> N
                     " tests/e2e/triton-client.txt (it could not be made, or make was not used)")
     sent = batches()
     with ServerProcess(shipped_bundle_dir, api_key=KEY) as server:
-        job = json.dumps({"target": server.grpc_target, "batches": sent, "key": KEY})
+        job = json.dumps({"target": server.grpc_target, "batches": sent, "key": KEY, "version": SHIPPED_VERSION})
         run = subprocess.run([str(TRITON_PYTHON), str(CLIENT)], input=job, capture_output=True, text=True,
                              timeout=120, cwd=REPO)
         assert run.returncode == 0, run.stderr[-3000:]
@@ -49,11 +50,11 @@ def test_tritonclient_grpc_gets_predict_s_answers(shipped_bundle_dir: Path) -> N
             answer = httpx.post(server.url + "/predict", json={"texts": texts},
                                 headers={"authorization": f"Bearer {KEY}"}, timeout=30)
             expected.append(answer.json()["predictions"])
-    assert seen["live"] and seen["ready"] and seen["model_ready"] and seen["model_ready_v1"]
+    assert seen["live"] and seen["ready"] and seen["model_ready"] and seen["model_ready_version"]
     assert seen["server"]["name"] == "textserve"
-    assert seen["metadata"]["name"] == "sentiment" and seen["metadata"]["versions"] == ["1"]
+    assert seen["metadata"]["name"] == "sentiment" and seen["metadata"]["versions"] == [SHIPPED_VERSION]
     assert [i["name"] for i in seen["metadata"]["inputs"]] == ["text"]
-    assert seen["index"]["models"] == [{"name": "sentiment", "version": "1", "state": "READY"}]
+    assert seen["index"]["models"] == [{"name": "sentiment", "version": SHIPPED_VERSION, "state": "READY"}]
     assert [len(r["labels"]) for r in seen["results"]] == [len(t) for t in sent] == [1, 4, 7, 64, 256]
     for result, predictions in zip(seen["results"], expected, strict=True):
         want = np.array([[p["scores"][label] for label in LABELS] for p in predictions], dtype=np.float32)

@@ -16,6 +16,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from tests.conftest import SHIPPED_VERSION
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -71,16 +72,16 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     assert client.is_server_live()
     assert client.is_server_ready()
     assert client.is_model_ready("sentiment")
-    assert client.is_model_ready("sentiment", "1")
-    assert not client.is_model_ready("sentiment", "2")
+    assert client.is_model_ready("sentiment", SHIPPED_VERSION)
+    assert not client.is_model_ready("sentiment", str(int(SHIPPED_VERSION) + 1))
     assert not client.is_model_ready("other")
     metadata = client.get_server_metadata()
     assert metadata["name"] == "textserve"
     assert set(metadata["extensions"]) == {
         "binary_tensor_data", "classification", "model_repository", "model_repository(unload_dependents)"}
-    model = client.get_model_metadata("sentiment", "1")
+    model = client.get_model_metadata("sentiment", SHIPPED_VERSION)
     assert model == client.get_model_metadata("sentiment")
-    assert (model["name"], model["versions"], model["platform"]) == ("sentiment", ["1"], "onnxruntime_onnx")
+    assert (model["name"], model["versions"], model["platform"]) == ("sentiment", [SHIPPED_VERSION], "onnxruntime_onnx")
     assert model["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert [(o["name"], o["datatype"], o["shape"]) for o in model["outputs"]] == [
         ("probabilities", "FP32", [-1, 3]), ("label", "BYTES", [-1])
@@ -110,7 +111,7 @@ def test_infer_with_the_client_defaults_and_a_version(
     server: ServerProcess, client: triton.InferenceServerClient
 ) -> None:
     texts = texts_of_size(5)
-    result = client.infer("sentiment", [text_input(texts)], model_version="1")
+    result = client.infer("sentiment", [text_input(texts)], model_version=SHIPPED_VERSION)
     expected, labels = predict(server, texts)
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-6)
     assert as_strings(result.as_numpy("label")) == labels

@@ -22,7 +22,7 @@ def main() -> None:
         "live": client.is_server_live(),
         "ready": client.is_server_ready(),
         "model_ready": client.is_model_ready("sentiment"),
-        "model_ready_v1": client.is_model_ready("sentiment", "1"),
+        "model_ready_version": client.is_model_ready("sentiment", job["version"]),
         "server": client.get_server_metadata(as_json=True),
         "metadata": metadata,
         "index": client.get_model_repository_index(headers=headers, as_json=True),

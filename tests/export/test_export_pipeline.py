@@ -24,7 +24,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_writes_a_verified_bundle_the_service_can_load(tmp_path: Path) -> None:
-    result = run_cli(*QUICK, "--output-dir", str(tmp_path), "--name", "quick")
+    """The default architecture and recipe (an ensemble), and a card for its first copy alone."""
+    result = run_cli(*QUICK, "--output-dir", str(tmp_path), "--name", "quick", "--cards", "cnn")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "parity: max |diff|" in result.stdout
     bundle_dir = tmp_path / "quick" / "1"
@@ -42,8 +43,14 @@ def test_cli_writes_a_verified_bundle_the_service_can_load(tmp_path: Path) -> No
     assert manifest.dataset["subsampled_to"] == 1500
     for name in ("report.md", "report.json", "curves.png", "confusion_matrix.png"):
         assert (bundle_dir / "report" / name).stat().st_size > 0
-    history = json.loads((bundle_dir / "report" / "report.json").read_text())["history"]
-    assert len(history["loss"]) == 1
+    report = json.loads((bundle_dir / "report" / "report.json").read_text())
+    copies = manifest.training["hyperparameters"]["ensemble"]
+    assert [len(h["loss"]) for h in report["histories"]] == [1] * copies
+    cards = manifest.training["cards"]
+    assert [c["arch"] for c in cards] == ["cnn"] * (2 if copies > 1 else 1)
+    assert [c["recipe"]["ensemble"] for c in cards][-1] == 1
+    split = json.loads((bundle_dir / "report" / "split.json").read_text())
+    assert [len(split[name]) for name in ("train", "validation", "test")] == list(manifest.dataset["splits"].values())
 
     runtime = ModelRuntime(bundle)
     runtime.warm_up()
@@ -63,22 +70,22 @@ def test_cli_writes_a_verified_bundle_the_service_can_load(tmp_path: Path) -> No
 def test_an_export_that_differs_from_keras_is_refused_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model_export import pipeline
+    from model_export import build, pipeline
     from model_export.model import ModelConfig, build_model
     from model_export.options import ExportOptions
     from model_export.parity import ParityError
 
-    real_export = pipeline.export_onnx
+    real_export = build.export_onnx
 
-    def export_an_untrained_twin(twin, path, opset):  # type: ignore[no-untyped-def]
+    def export_an_untrained_copy(model, path, opset, recurrent):  # type: ignore[no-untyped-def]
         import keras
 
-        embedding = next(x for x in twin.layers if isinstance(x, keras.layers.Embedding))
-        config = ModelConfig(vocab_size=embedding.input_dim, n_classes=3)
-        return real_export(build_model(config, mask_padding=False), path, opset)
+        embedding = next(x for x in model.layers if isinstance(x, keras.layers.Embedding))
+        config = ModelConfig(vocab_size=embedding.input_dim, n_classes=3, arch="lstm")
+        return real_export(build_model(config, mask_padding=False), path, opset, recurrent)
 
-    monkeypatch.setattr(pipeline, "export_onnx", export_an_untrained_twin)
-    options = ExportOptions(output_dir=tmp_path, limit_rows=1000, epochs=1, verbose=0)
+    monkeypatch.setattr(build, "export_onnx", export_an_untrained_copy)
+    options = ExportOptions(output_dir=tmp_path, limit_rows=1000, epochs=1, verbose=0, arch="lstm")
     with pytest.raises(ParityError, match="ONNX differs from Keras"):
         pipeline.run(options)
     assert list((tmp_path / "sentiment").iterdir()) == []

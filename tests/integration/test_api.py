@@ -15,6 +15,7 @@ from service.app import create_app
 from service.bundle.format import load_bundle
 from service.bundle.runtime import ModelRuntime
 from service.settings import Settings
+from tests.conftest import SHIPPED_VERSION
 
 TEXTS = [
     "@united thanks for the quick rebooking, great crew!",
@@ -38,7 +39,7 @@ def test_predict_answers_every_text_in_order_and_agrees_with_onnxruntime(
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["model"] == {"name": "sentiment", "version": 1}
+    assert body["model"] == {"name": "sentiment", "version": int(SHIPPED_VERSION)}
     predictions = body["predictions"]
     assert len(predictions) == len(TEXTS)
     expected = direct_probabilities(shipped_bundle_dir, TEXTS)
@@ -95,7 +96,7 @@ def test_health_is_503_before_the_lifespan_and_200_after(shipped_bundle_dir: Pat
     with TestClient(app) as client:
         ready = client.get("/health")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "model": {"name": "sentiment", "version": 1}}
+        assert ready.json() == {"status": "ready", "model": {"name": "sentiment", "version": int(SHIPPED_VERSION)}}
 
 
 def metric_value(page: str, metric: str, **labels: str) -> float:
@@ -127,11 +128,11 @@ def test_metrics_count_traffic_batches_labels_and_name_the_model(
     text = page.text
     assert metric_value(text, "textserve_requests_total", route="/predict", status="200") == 3
     assert metric_value(text, "textserve_requests_total", route="/predict", status="200", model="sentiment",
-                        version="1") == 3
+                        version=SHIPPED_VERSION) == 3
     assert metric_value(text, "textserve_requests_total", route="/predict", status="422", model="", version="") == 1
     assert "route=\"/health\"" not in text and "route=\"/metrics\"" not in text
     assert metric_value(text, "textserve_request_duration_seconds_count", route="/predict") == 4
-    assert metric_value(text, "textserve_batch_size_count", model="sentiment", version="1") == 3
+    assert metric_value(text, "textserve_batch_size_count", model="sentiment", version=SHIPPED_VERSION) == 3
     assert metric_value(text, "textserve_batch_size_sum") == 6
     assert metric_value(text, "textserve_queue_wait_seconds_count") == 3
     assert metric_value(text, "textserve_inference_duration_seconds_count") == 3
@@ -139,14 +140,14 @@ def test_metrics_count_traffic_batches_labels_and_name_the_model(
     labelled = sum(metric_value(text, "textserve_predictions_total", label=label) for label in LABELS)
     assert labelled == 6
     sha = load_bundle(shipped_bundle_dir).manifest.files["model.onnx"].sha256
-    assert metric_value(text, "textserve_model_info", name="sentiment", version="1", onnx_sha256=sha) == 1
+    assert metric_value(text, "textserve_model_info", name="sentiment", version=SHIPPED_VERSION, onnx_sha256=sha) == 1
 
 
 def test_model_endpoint_shows_the_public_manifest(client: TestClient, shipped_bundle_dir: Path) -> None:
     body = client.get("/model").json()
     manifest = load_bundle(shipped_bundle_dir).manifest
     assert body["labels"] == LABELS
-    assert body["version"] == 1
+    assert body["version"] == int(SHIPPED_VERSION)
     assert body["max_length"] == manifest.max_length
     assert body["metrics"]["test"]["accuracy"] == manifest.metrics["test"]["accuracy"]
     assert "libraries" not in body and "path" not in json.dumps(body["dataset"])

@@ -25,7 +25,7 @@ from service.app import create_app
 from service.settings import Settings
 from service.v2.grpc.generated import grpc_service_pb2 as pb
 from service.v2.grpc.generated import grpc_service_pb2_grpc as pb_grpc
-from tests.conftest import make_repository
+from tests.conftest import SHIPPED_VERSION, make_repository
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["@united thanks for the quick rebooking, great crew!", "lost my bag again \U0001f620", "", "ok"]
@@ -122,7 +122,7 @@ async def test_health_and_metadata(served: Served) -> None:
     assert (await stub.ServerLive(pb.ServerLiveRequest())).live
     assert (await stub.ServerReady(pb.ServerReadyRequest())).ready
     assert (await stub.ModelReady(pb.ModelReadyRequest(name="sentiment"))).ready
-    assert (await stub.ModelReady(pb.ModelReadyRequest(name="sentiment", version="1"))).ready
+    assert (await stub.ModelReady(pb.ModelReadyRequest(name="sentiment", version=SHIPPED_VERSION))).ready
     server = await stub.ServerMetadata(pb.ServerMetadataRequest())
     assert server.name == "textserve" and "classification" in server.extensions
     meta = await stub.ModelMetadata(pb.ModelMetadataRequest(name="sentiment"))
@@ -139,7 +139,7 @@ async def test_health_and_metadata(served: Served) -> None:
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize(("name", "version"), [("nope", ""), ("sentiment", "2"), ("", "")])
+@pytest.mark.parametrize(("name", "version"), [("nope", ""), ("sentiment", str(int(SHIPPED_VERSION) + 1)), ("", "")])
 async def test_unknown_models_and_versions_are_not_found(served: Served, name: str, version: str) -> None:
     for call in (
         served.stub.ModelMetadata(pb.ModelMetadataRequest(name=name, version=version)),
@@ -159,7 +159,7 @@ async def test_unknown_models_and_versions_are_not_found(served: Served, name: s
 async def test_infer_matches_predict(served: Served, raw: bool) -> None:
     response = await served.stub.ModelInfer(infer_request(TEXTS, raw=raw, id="req-7"))
     expected, labels = await reference(served, TEXTS)
-    assert response.model_name == "sentiment" and response.model_version == "1" and response.id == "req-7"
+    assert response.model_name == "sentiment" and response.model_version == SHIPPED_VERSION and response.id == "req-7"
     assert [o.name for o in response.outputs] == ["probabilities", "label"]
     np.testing.assert_allclose(output(response, "probabilities"), expected, atol=1e-6)
     assert output(response, "label") == labels
@@ -305,7 +305,7 @@ async def test_the_request_timeout_is_deadline_exceeded_and_the_texts_are_withdr
 
 async def test_the_repository_outside_explicit_mode(served: Served) -> None:
     index = await served.stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True))
-    assert [(m.name, m.version, m.state) for m in index.models] == [("sentiment", "1", "READY")]
+    assert [(m.name, m.version, m.state) for m in index.models] == [("sentiment", SHIPPED_VERSION, "READY")]
     for call in (served.stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="sentiment")),
                  served.stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sentiment"))):
         error = await refused(call)

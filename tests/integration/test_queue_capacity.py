@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import SHIPPED_VERSION
+
 
 def gauge(page: str, name: str) -> float:
     """The model version's series (the shipped model's only one)."""
-    match = re.search(rf'^{name}{{model="sentiment",version="1"}} (\S+)$', page, re.M)
+    match = re.search(rf'^{name}{{model="sentiment",version="{SHIPPED_VERSION}"}} (\S+)$', page, re.M)
     assert match, f"{name} is not on the page"
     return float(match.group(1))
 

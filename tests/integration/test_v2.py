@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from service.engine.batcher import QueueFullError
 from service.settings import Settings
+from tests.conftest import SHIPPED_VERSION
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = [
@@ -116,17 +117,17 @@ def test_server_metadata_names_the_implemented_extensions(client: TestClient) ->
 @pytest.mark.parametrize(
     "path",
     ["/v2/health/live", "/v2/health/ready", "/v2/models/sentiment/ready",
-     "/v2/models/sentiment/versions/1/ready"],
+     f"/v2/models/sentiment/versions/{SHIPPED_VERSION}/ready"],
 )
 def test_health_is_200_with_an_empty_body(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert (response.status_code, response.content) == (200, b"")
 
 
-@pytest.mark.parametrize("path", ["/v2/models/sentiment", "/v2/models/sentiment/versions/1"])
+@pytest.mark.parametrize("path", ["/v2/models/sentiment", f"/v2/models/sentiment/versions/{SHIPPED_VERSION}"])
 def test_model_metadata(client: TestClient, path: str) -> None:
     assert client.get(path).json() == {
-        "name": "sentiment", "versions": ["1"], "platform": "onnxruntime_onnx",
+        "name": "sentiment", "versions": [SHIPPED_VERSION], "platform": "onnxruntime_onnx",
         "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
@@ -138,10 +139,10 @@ def test_model_metadata(client: TestClient, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/v2/models/nope"), ("GET", "/v2/models/sentiment/versions/2"),
+        ("GET", "/v2/models/nope"), ("GET", f"/v2/models/sentiment/versions/{int(SHIPPED_VERSION) + 1}"),
         ("GET", "/v2/models/nope/ready"),
         ("GET", "/v2/models/sentiment/versions/01/ready"), ("POST", "/v2/models/nope/infer"),
-        ("POST", "/v2/models/sentiment/versions/2/infer"), ("POST", "/v2/models/Sentiment/infer"),
+        ("POST", f"/v2/models/sentiment/versions/{int(SHIPPED_VERSION) + 1}/infer"), ("POST", "/v2/models/Sentiment/infer"),
     ],
 )
 def test_unknown_model_or_version_is_404(client: TestClient, method: str, path: str) -> None:
@@ -156,11 +157,11 @@ def test_unknown_model_or_version_is_404(client: TestClient, method: str, path: 
 
 def test_json_inference_matches_predict_and_echoes_the_id(client: TestClient) -> None:
     expected, labels = predict_reference(client, TEXTS)
-    response = client.post("/v2/models/sentiment/versions/1/infer", json=v2_json(TEXTS, id="req-9"))
+    response = client.post(f"/v2/models/sentiment/versions/{SHIPPED_VERSION}/infer", json=v2_json(TEXTS, id="req-9"))
     assert response.headers["content-type"] == "application/json"
     assert "inference-header-content-length" not in response.headers
     body = response.json()
-    assert (body["model_name"], body["model_version"], body["id"]) == ("sentiment", "1", "req-9")
+    assert (body["model_name"], body["model_version"], body["id"]) == ("sentiment", SHIPPED_VERSION, "req-9")
     probs, label = body["outputs"]
     assert (probs["name"], probs["datatype"], probs["shape"]) == ("probabilities", "FP32", [len(TEXTS), 3])
     np.testing.assert_allclose(np.array(probs["data"]).reshape(-1, 3), expected, atol=1e-6)
@@ -414,7 +415,7 @@ def test_v2_traffic_is_counted_and_its_probes_are_not(client: TestClient) -> Non
 
 def test_health_and_readiness_probes_are_not_counted_as_traffic(client: TestClient) -> None:
     for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/sentiment/ready",
-                 "/v2/models/sentiment/versions/1/ready"):
+                 f"/v2/models/sentiment/versions/{SHIPPED_VERSION}/ready"):
         assert client.get(path).status_code == 200
     page = client.get("/metrics").text
     assert "/ready" not in page and "/health" not in page

@@ -24,6 +24,7 @@ def test_shipped_bundle_loads(shipped_bundle_dir: Path) -> None:
 
 def test_newest_numeric_version_is_chosen(bundle_copy: Path) -> None:
     root = bundle_copy.parent
+    edit_manifest(bundle_copy, version=1)  # the copy sits in .../1, whichever version is shipped
     shutil.copytree(bundle_copy, root / "10")
     edit_manifest(root / "10", version=10)
     (root / "9").mkdir()

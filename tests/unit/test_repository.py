@@ -19,7 +19,7 @@ from service.engine.repository import (
     scan,
     single_model_dir,
 )
-from tests.conftest import publish
+from tests.conftest import SHIPPED_VERSION, publish
 
 
 @pytest.mark.parametrize("name", ["sentiment", "a.b-c_1", "X", "..x", ".hidden"])
@@ -109,9 +109,9 @@ def test_a_version_counts_once_it_verifies_and_a_copy_in_progress_is_not_judged(
 
 
 def test_a_version_in_the_wrong_directory_does_not_count(tmp_path: Path, shipped_bundle_dir: Path) -> None:
-    shutil.copytree(shipped_bundle_dir, tmp_path / "7")  # its manifest says version 1
+    shutil.copytree(shipped_bundle_dir, tmp_path / "7")  # its manifest says the shipped version
     check = Verifier().check(tmp_path / "7", 7)
-    assert check is not None and "manifest says version 1" in (check.problem or "")
+    assert check is not None and f"manifest says version {SHIPPED_VERSION}" in (check.problem or "")
 
 
 def test_the_default_model_is_named_when_there_are_several() -> None:
