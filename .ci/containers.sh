@@ -400,9 +400,11 @@ base = sys.argv[1]
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def answered():  # every call is a new connection: either worker may answer
     page = opener.open(base + "/metrics", timeout=10).read().decode()
-    m = re.search(r'^textserve_requests_total\{method="POST",protocol="http",route="/predict",status="200"\} (\S+)$',
-                  page, re.M)
-    return float(m.group(1)) if m else 0.0
+    want = ('method="POST"', 'protocol="http"', 'route="/predict"', 'status="200"')
+    lines = re.findall(r'^textserve_requests_total\{([^}]*)\} (\S+)$', page, re.M)
+    hits = [float(v) for labels, v in lines if all(w in labels.split(",") for w in want)]
+    assert hits, "no textserve_requests_total series for POST /predict 200"
+    return sum(hits)
 before = answered()
 for i in range(40):
     req = urllib.request.Request(base + "/predict", data=json.dumps({"texts": [f"flight {i}"]}).encode(),
