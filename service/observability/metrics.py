@@ -4,13 +4,14 @@ Series about a model carry ``model`` and ``version`` labels, one set per loaded 
 they are made when a version is loaded and dropped when it is unloaded, so their number is
 bounded by what is loaded. Requests that reached no model have empty ``model``/``version``.
 
-In one process, the series every request touches are ``loop_metrics`` families and the
-gauges are read from the live state when scraped. With several worker processes
-(``PROMETHEUS_MULTIPROC_DIR`` set, which ``TEXTSERVE_WORKERS`` > 1 does), every metric is
-prometheus-client's own in its multiprocess mode: each worker writes its values to files in
-that directory and a scrape of any worker merges them all; gauges say how they merge
-(``livesum``, ``livemin``, ``livemax``) and are written from the live state every
-``GAUGE_REFRESH_S`` and on each scrape, since another worker's scrape reads them from files.
+The series every request touches are ``loop_metrics`` families; in one process the gauges
+are read from the live state when scraped. With several worker processes
+(``PROMETHEUS_MULTIPROC_DIR`` set, which ``TEXTSERVE_WORKERS`` > 1 does), the page is
+prometheus-client's multiprocess mode: each worker writes its values to files in that
+directory and a scrape of any worker merges them all; gauges say how they merge (``livesum``,
+``livemin``, ``livemax``). Every ``REFRESH_S``, on each scrape and when a worker stops, a
+worker writes its gauges from the live state and adds what its loop families gained to the
+library's families, so another worker's scrape sees a worker's requests within a second.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-GAUGE_REFRESH_S = 1.0
+REFRESH_S = 1.0
+LOOP_METRICS = True  # False: the library's own children for every series (see loop_metrics)
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MODEL = ("model", "version")
 # The *_created series double the page for no use here (process-wide switch).
@@ -78,6 +80,7 @@ class Metrics:
     def __init__(self) -> None:
         self.multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
         self.registry = CollectorRegistry(auto_describe=True)
+        self._flushes: list[tuple[LoopFamily, Any]] = []
         self.requests = self._counter(
             "textserve_requests",
             "Requests answered, by protocol (http, grpc), route or gRPC method, status and model (probes excluded).",
@@ -142,14 +145,25 @@ class Metrics:
         self._request_series: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Any:
-        if self.multiprocess_dir:
-            return Counter(name, documentation, labels, registry=self.registry)
-        return LoopFamily("counter", name, documentation, labels, registry=self.registry)
+        return self._hot(Counter(name, documentation, labels, registry=self.registry) if self.multiprocess_dir
+                         else None, "counter", name, documentation, labels)
 
     def _histogram(self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]) -> Any:
-        if self.multiprocess_dir:
-            return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
-        return LoopFamily("histogram", name, documentation, labels, buckets, registry=self.registry)
+        return self._hot(Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+                         if self.multiprocess_dir else None, "histogram", name, documentation, labels, buckets)
+
+    def _hot(self, library: Any, kind: str, name: str, documentation: str, labels: Sequence[str],
+             buckets: Sequence[float] = ()) -> Any:
+        """A series every request touches: a loop family, flushed into ``library`` (the
+        multiprocess family) if there is one; the library's own if ``LOOP_METRICS`` is off."""
+        if not LOOP_METRICS:
+            return library or (Counter(name, documentation, labels, registry=self.registry) if kind == "counter"
+                               else Histogram(name, documentation, labels, buckets=buckets, registry=self.registry))
+        family = LoopFamily(kind, name, documentation, labels, buckets,
+                            registry=None if library is not None else self.registry)
+        if library is not None:
+            self._flushes.append((family, library))
+        return family
 
     def request_series(
         self, protocol: str, route: str, method: str, status: str, model: str, version: str
@@ -207,7 +221,7 @@ class Metrics:
         self._follow(("in_flight",), self.in_flight, in_flight)
         self._follow(("ready",), self.ready, lambda: 1.0 if ready() else 0.0)
         if self.multiprocess_dir and self._refresher is None:
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_every(GAUGE_REFRESH_S))
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_every(REFRESH_S))
 
     def untrack(self) -> None:
         """Write the gauges one last time (a draining worker reads not ready) and stop."""
@@ -235,6 +249,8 @@ class Metrics:
     def _refresh(self) -> None:
         for gauge, read in list(self._gauges.values()):
             gauge.set(read())
+        for family, library in self._flushes:
+            family.flush_into(library)
 
     async def _refresh_every(self, seconds: float) -> None:
         while True:

@@ -64,3 +64,33 @@ def test_counters_only_go_up_and_labels_must_fit() -> None:
         family.labels("a").inc(-1)
     with pytest.raises(ValueError):
         family.labels("a", "b")
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram"])
+def test_flushes_add_to_the_librarys_family_exactly_what_was_observed(kind: str) -> None:
+    """With several workers the loop families are flushed into prometheus-client's own (whose
+    values are then the multiprocess files): after any number of flushes, with or without
+    news in between, the library's family reads as if it had seen every update itself."""
+    flushed, direct = CollectorRegistry(), CollectorRegistry()
+    make = (lambda r: Counter("f", "h", ["route"], registry=r)) if kind == "counter" else (
+        lambda r: Histogram("f_seconds", "h", ["route"], buckets=LATENCY_BUCKETS, registry=r))
+    sink, reference = make(flushed), make(direct)
+    mine = LoopFamily(kind, "f", "h", ["route"], LATENCY_BUCKETS, registry=None)
+    rng = random.Random(11)
+    for step in range(600):
+        route, amount = rng.choice(["/a", "/b", "/c"]), rng.choice(AMOUNTS + [rng.expovariate(20)])
+        if kind == "counter":
+            mine.labels(route).inc(amount)
+            reference.labels(route).inc(amount)
+        else:
+            mine.labels(route).observe(amount)
+            reference.labels(route).observe(amount)
+        if step % rng.choice([1, 7, 50]) == 0:
+            mine.flush_into(sink)
+            mine.flush_into(sink)  # nothing new: adds nothing
+    mine.flush_into(sink)
+    assert generate_latest(flushed) == generate_latest(direct)
+    (mine.labels("/d").inc if kind == "counter" else mine.labels("/d").observe)(0.3)
+    assert generate_latest(flushed) == generate_latest(direct)  # not flushed yet: not seen
+    mine.flush_into(sink)
+    assert '"/d"' in generate_latest(flushed).decode()
