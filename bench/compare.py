@@ -1,7 +1,7 @@
 """Two servers in alternating pairs: is B faster or slower than A, on this noisy machine?
 
     python -m bench.compare --a-dir /tmp/textserve-old --pairs 5            # old code vs this checkout
-    python -m bench.compare --a-env TEXTSERVE_MODEL_PATH=models/sentiment/1 --b-env ... --cells 64x1 64x16
+    python -m bench.compare --a-env TEXTSERVE_MODEL_PATH=/tmp/lstm/sentiment --b-env ... --cells 64x1 64x16
     python -m bench.compare --a-dir /tmp/old --a-env TEXTSERVE_WORKERS=2 --b-env TEXTSERVE_WORKERS=2 \\
         --server-cpu 0,1 --load-cpu 0,1                                        # both cores each
     python -m bench.compare --b-env TEXTSERVE_TRACING=true --otlp-sink         # tracing off / on

@@ -28,13 +28,20 @@ from typing import Any
 from bench.load import run_load
 from bench.run import RESULTS, Server, http_get, rss_mb
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "sentiment" / "1"
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "sentiment"
+
+
+def shipped_bundle() -> Path:
+    """The bundle ``models/sentiment`` serves: its highest version."""
+    from service.bundle.format import resolve_bundle_dir
+
+    return resolve_bundle_dir(SHIPPED_MODEL)
 
 
 def publish(model_dir: Path, version: int) -> None:
     """The shipped bundle as ``version``: written aside, then renamed into place."""
     staging = model_dir / f".staging-{version}"
-    shutil.copytree(SHIPPED, staging)
+    shutil.copytree(shipped_bundle(), staging)
     manifest = json.loads((staging / "manifest.json").read_text())
     manifest["version"] = version
     (staging / "manifest.json").write_text(json.dumps(manifest))

@@ -113,3 +113,10 @@ def test_workers_report_pairs_each_layout_with_one_worker_in_the_same_round() ->
     assert two["ratio"] == pytest.approx(7_000 / 4_000)  # median of 1.75, 1.90, 1.71
     assert rows[0]["ratio"] == 1.0
     assert "| 2 workers | 64 x 1 | 7,000 | 3,800-7,200 | 1.75 |" in workers_table(rows)
+
+
+def test_the_swap_bench_publishes_the_shipped_bundle() -> None:
+    from bench.swap import shipped_bundle
+    from service.bundle.format import load_bundle
+
+    assert load_bundle(shipped_bundle()).manifest.name == "sentiment"
