@@ -9,7 +9,8 @@ Each request gets a server span, a child of the caller's when it sends W3C ``tra
 (and ``tracestate``). Its texts get a "queue wait" child span (from the moment they were
 queued to the start of their batch), each model run gets one "batch" span linked to every
 request in it, and building the answer gets an "encode" child span. Spans carry counts,
-lengths, routes, statuses and model versions: never a text.
+lengths, routes, statuses and model versions: never a text. The sampler decides for request
+spans; a batch span is kept whenever a request in it was, and not made when none was.
 
 Off, this module is not imported (``create_app`` imports it only when tracing is on) and the
 request path only checks for ``None``.
@@ -27,6 +28,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 
@@ -45,12 +47,31 @@ def _exporter() -> SpanExporter:
     return HttpExporter()
 
 
+class KeepBatchesOfKeptRequests(Sampler):
+    """The configured sampler (``OTEL_TRACES_SAMPLER``), except for batch spans: a batch
+    span is only started when it has links to kept requests, and is then kept too."""
+
+    def __init__(self, configured: Sampler) -> None:
+        self.configured = configured
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+        if name == "batch" and links:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self.configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"KeepBatchesOfKeptRequests{{{self.configured.get_description()}}}"
+
+
 class Tracing:
     """The tracer and what the service asks of it: request spans, the batcher's spans."""
 
     def __init__(self) -> None:
         resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "textserve"})
-        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        configured = TracerProvider(shutdown_on_exit=False).sampler  # the one OTEL_TRACES_SAMPLER names
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False,
+                                       sampler=KeepBatchesOfKeptRequests(configured))
         self.provider.add_span_processor(BatchSpanProcessor(_exporter()))
         self.tracer = self.provider.get_tracer("textserve")
         # Spans take wall-clock nanoseconds; the batcher keeps monotonic seconds.
@@ -74,10 +95,11 @@ class Tracing:
 
     def end_request(self, span: Any, token: Any, route: str, status: int, attributes: Mapping[str, Any]) -> None:
         context.detach(token)
-        span.update_name(f"{span.attributes.get('http.request.method', '')} {route}")
-        span.set_attributes({"http.route": route, "http.response.status_code": status, **attributes})
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
+        if span.is_recording():  # not when the sampler (OTEL_TRACES_SAMPLER) left this trace out
+            span.update_name(f"{span.attributes.get('http.request.method', '')} {route}")
+            span.set_attributes({"http.route": route, "http.response.status_code": status, **attributes})
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
         span.end()
 
     @contextmanager
@@ -89,9 +111,10 @@ class Tracing:
     # -- the batcher (service.engine.batcher.BatchTracer) ------------------------------------------
 
     def capture(self) -> Any:
-        """The caller's span, to link its texts' batch to and parent their queue wait on."""
-        span = trace.get_current_span()
-        return span.get_span_context() if span.get_span_context().is_valid else None
+        """The caller's span, to link its texts' batch to and parent their queue wait on
+        (none if the sampler left the caller's trace out)."""
+        span_context = trace.get_current_span().get_span_context()
+        return span_context if span_context.is_valid and span_context.trace_flags.sampled else None
 
     def batch(
         self, model: str, version: int, jobs: Sequence[tuple[Any, float, int]], started: float, ended: float,
@@ -108,6 +131,8 @@ class Tracing:
                 )
                 wait.end(end_time=start_ns)
         links = [Link(parent) for parent, _, _ in jobs if parent is not None]
+        if not links:  # every request in it was left out by the sampler
+            return
         span = self.tracer.start_span(
             "batch", context=context.Context(), links=links, start_time=start_ns, kind=SpanKind.INTERNAL,
             attributes={"textserve.model": model, "textserve.version": version,

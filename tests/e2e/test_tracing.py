@@ -176,3 +176,26 @@ def test_spans_reach_an_otlp_receiver_with_parents_and_links(
         grpc_infer(server.grpc_port, SECRET_TEXTS, [("traceparent", f"00-{TRACE_ID}-{PARENT}-01")])
         check_the_request_trace(spans, "/inference.GRPCInferenceService/ModelInfer")
     check_no_text_in_any_span(spans)
+
+
+def test_traces_the_sampler_leaves_out_are_served_untraced(
+    shipped_bundle_dir: Path, http_receiver: tuple[str, Spans]
+) -> None:
+    """OTEL_TRACES_SAMPLER keeps a share of traces: the requests of the others are answered
+    as usual (no error, no span), and a caller's sampled trace is still followed."""
+    endpoint, spans = http_receiver
+    server = traced_server(shipped_bundle_dir, endpoint, "http/protobuf")
+    server.env.update({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"})
+    unsampled = {"traceparent": f"00-{TRACE_ID[:-4]}beef-{PARENT}-00"}
+    with server:
+        for headers in ({}, unsampled):
+            for _ in range(3):
+                assert httpx.post(server.url + "/predict", json={"texts": SECRET_TEXTS}, headers=headers).status_code == 200
+                v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": SECRET_TEXTS}]}
+                assert httpx.post(server.url + "/v2/models/sentiment/infer", json=v2, headers=headers).status_code == 200
+        grpc_infer(server.grpc_port, SECRET_TEXTS, [])
+        httpx.post(server.url + "/predict", json={"texts": SECRET_TEXTS},
+                   headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
+        check_the_request_trace(spans, "/predict")  # the caller's sampled trace, exported
+        assert '"level":"error"' not in server.logs()
+    assert {s.trace_id.hex() for _, s in spans.spans if s.name != "batch"} == {TRACE_ID}
