@@ -78,7 +78,7 @@ def test_flushes_add_to_the_librarys_family_exactly_what_was_observed(kind: str)
     mine = LoopFamily(kind, "f", "h", ["route"], LATENCY_BUCKETS, registry=None)
     rng = random.Random(11)
     for step in range(600):
-        route, amount = rng.choice(["/a", "/b", "/c"]), rng.choice(AMOUNTS + [rng.expovariate(20)])
+        route, amount = rng.choice(["/a", "/b", "/c"]), rng.choice([*AMOUNTS, rng.expovariate(20)])
         if kind == "counter":
             mine.labels(route).inc(amount)
             reference.labels(route).inc(amount)
