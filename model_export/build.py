@@ -5,9 +5,7 @@ architecture compared with it, so each card comes from the same export path."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import json
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from model_export.candidate import Candidate, Encoded
 from model_export.export import BATCH_DIM, SEQUENCE_DIM, export_onnx, export_reference, method
@@ -25,26 +22,12 @@ from model_export.parity import check_parity
 from model_export.quantize import INT8_FILE, int8_variant
 from model_export.speed import ms_per_text
 from model_export.train import evaluate
-from model_export.writer import write_manifest
+from model_export.writer import library_versions, write_manifest
 from service.bundle.format import LABELS_FILE, MODEL_FILE, SCHEMA_VERSION, TOKENIZER_FILE
 
 
 def _say(message: str) -> None:
     print(f"[export] {message}", flush=True)
-
-
-def library_versions(opset: int) -> dict[str, Any]:
-    names = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "scikit-learn")
-    versions: dict[str, Any] = {}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    versions["tensorflow"] = tf.__version__
-    versions["python"] = platform.python_version()
-    versions["opset"] = opset
-    return versions
 
 
 @dataclass(frozen=True)
@@ -93,7 +76,7 @@ def build_bundle(
         "max_length": options.max_length,
         "metrics": metrics,
         "dataset": dataset,
-        "libraries": library_versions(options.opset),
+        "libraries": library_versions(options.opset, "scikit-learn"),
         "parity": None,
         "training": {"hyperparameters": _hyperparameters(options, candidate), **candidate.training_summary()},
         "variants": {},

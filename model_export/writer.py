@@ -7,8 +7,10 @@ directory, and the service ignores non-numeric directories anyway.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -55,6 +57,23 @@ def staging_directory(model_root: Path) -> Iterator[Path]:
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def library_versions(opset: int, *extra: str) -> dict[str, Any]:
+    """The manifest's ``libraries``: the installed versions of what made the graph (``extra``:
+    more distributions to record), TensorFlow's as it reports itself, Python's and the opset."""
+    versions: dict[str, Any] = {}
+    for name in ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", *extra):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    import tensorflow as tf  # here, not at the top: writing a bundle needs no TensorFlow
+
+    versions["tensorflow"] = tf.__version__
+    versions["python"] = platform.python_version()
+    versions["opset"] = opset
+    return versions
 
 
 def write_manifest(stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:

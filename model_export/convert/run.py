@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from model_export.convert.plan import Plan, make_plan
 from model_export.convert.probes import all_probes
 from model_export.convert.source import SourceModel, load_source
 from model_export.convert.tokenizer_json import read_keras_tokenizer
-from model_export.writer import next_version, publish, staging_directory, write_manifest
+from model_export.writer import library_versions, next_version, publish, staging_directory, write_manifest
 from service.bundle.format import LABELS_FILE, MODEL_FILE, SCHEMA_VERSION, TOKENIZER_FILE, load_bundle, sha256_file
 from service.bundle.runtime import ModelRuntime
 from service.bundle.tokenizer.sequences import Layout
@@ -47,16 +45,6 @@ def _file_entry(path: Path) -> dict[str, Any]:
             "bytes": sum(f.stat().st_size for f in files)}
 
 
-def _libraries() -> dict[str, Any]:
-    versions: dict[str, Any] = {}
-    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {**versions, "tensorflow": tf.__version__, "python": platform.python_version(), "opset": OPSET}
-
-
 def _manifest(options: ConvertOptions, version: int, plan: Plan, graph: Graph, source: SourceModel) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -67,7 +55,7 @@ def _manifest(options: ConvertOptions, version: int, plan: Plan, graph: Graph, s
         "input": {"name": INPUT_NAME, "dtype": "int32", "shape": ["batch", graph.length or "sequence"]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(options.labels)]},
         "max_length": plan.max_length,
-        "libraries": _libraries(),
+        "libraries": library_versions(OPSET),
         "parity": None,
         "source": {
             "model": {**_file_entry(options.keras_model), "format": source.format},
