@@ -101,12 +101,13 @@ class LoopFamily(Collector):
         """Add what every series gained since the last call to ``family``, prometheus-client's
         counter or histogram with the same labels and buckets (on the event loop only)."""
         for values, child in self._children.items():
-            sent = self._flushed.setdefault(values, [0.0] * (1 + len(getattr(child, "counts", ()))))
             if isinstance(child, LoopCounter):
+                sent = self._flushed.setdefault(values, [0.0])
                 if child.value != sent[0]:
                     family.labels(*values).inc(child.value - sent[0])
                     sent[0] = child.value
                 continue
+            sent = self._flushed.setdefault(values, [0.0] * (1 + len(child.counts)))
             if child.sum == sent[0] and sum(child.counts) == sum(sent[1:]):
                 continue
             target = family.labels(*values)

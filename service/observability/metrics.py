@@ -145,24 +145,27 @@ class Metrics:
         self._request_series: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Any:
-        return self._hot(Counter(name, documentation, labels, registry=self.registry) if self.multiprocess_dir
-                         else None, "counter", name, documentation, labels)
+        return self._hot("counter", name, documentation, labels)
 
     def _histogram(self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]) -> Any:
-        return self._hot(Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
-                         if self.multiprocess_dir else None, "histogram", name, documentation, labels, buckets)
+        return self._hot("histogram", name, documentation, labels, buckets)
 
-    def _hot(self, library: Any, kind: str, name: str, documentation: str, labels: Sequence[str],
+    def _hot(self, kind: str, name: str, documentation: str, labels: Sequence[str],
              buckets: Sequence[float] = ()) -> Any:
-        """A series every request touches: a loop family, flushed into ``library`` (the
-        multiprocess family) if there is one; the library's own if ``LOOP_METRICS`` is off."""
+        """A series every request touches: a loop family, flushed into the library's family
+        with several workers; the library's own if ``LOOP_METRICS`` is off."""
+
+        def library() -> Any:
+            if kind == "counter":
+                return Counter(name, documentation, labels, registry=self.registry)
+            return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
         if not LOOP_METRICS:
-            return library or (Counter(name, documentation, labels, registry=self.registry) if kind == "counter"
-                               else Histogram(name, documentation, labels, buckets=buckets, registry=self.registry))
-        family = LoopFamily(kind, name, documentation, labels, buckets,
-                            registry=None if library is not None else self.registry)
-        if library is not None:
-            self._flushes.append((family, library))
+            return library()
+        if not self.multiprocess_dir:
+            return LoopFamily(kind, name, documentation, labels, buckets, registry=self.registry)
+        family = LoopFamily(kind, name, documentation, labels, buckets, registry=None)
+        self._flushes.append((family, library()))
         return family
 
     def request_series(
