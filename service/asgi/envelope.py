@@ -116,15 +116,8 @@ class RequestEnvelope:
                 scope.get(TEXTS_KEY), scope.get(MODEL_KEY, NO_MODEL), failed=status >= 500,
             )
             if traced is not None:
-                self._end_trace(traced, scope, status, request_id)
-
-    def _end_trace(self, traced: tuple[Any, Any], scope: Scope, status: int, request_id: str) -> None:
-        attributes: dict[str, Any] = {"textserve.request_id": request_id}
-        if (texts := scope.get(TEXTS_KEY)) is not None:
-            attributes["textserve.texts"] = texts
-        if (model := scope.get(MODEL_KEY)) is not None:
-            attributes["textserve.model"], attributes["textserve.version"] = model
-        self.tracing.end_request(*traced, route_of(scope), status, attributes)
+                self.tracing.end_request(*traced, route_of(scope), status, request_id, scope.get(TEXTS_KEY),
+                                         scope.get(MODEL_KEY))
 
 
 async def _respond(

@@ -93,11 +93,22 @@ class Tracing:
         token = context.attach(trace.set_span_in_context(span))
         return span, token
 
-    def end_request(self, span: Any, token: Any, route: str, status: int, attributes: Mapping[str, Any]) -> None:
+    def end_request(
+        self, span: Any, token: Any, route: str, status: int, request_id: str, texts: int | None,
+        model: tuple[str, str] | None, extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """End a request's span with what it did: its route and status, request id, texts
+        and the (model, version) that answered (None or empty if none did), and ``extra``."""
         context.detach(token)
         if span.is_recording():  # not when the sampler (OTEL_TRACES_SAMPLER) left this trace out
+            attributes: dict[str, Any] = {"http.route": route, "http.response.status_code": status,
+                                          "textserve.request_id": request_id, **(extra or {})}
+            if texts is not None:
+                attributes["textserve.texts"] = texts
+            if model and model[0]:
+                attributes["textserve.model"], attributes["textserve.version"] = model
             span.update_name(f"{span.attributes.get('http.request.method', '')} {route}")
-            span.set_attributes({"http.route": route, "http.response.status_code": status, **attributes})
+            span.set_attributes(attributes)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         span.end()

@@ -134,12 +134,8 @@ def rpc(name: str) -> Callable[[Method], Callable[[Any, Any, grpc.aio.ServicerCo
                     call.model, failed=status in ("INTERNAL", "UNKNOWN"),
                 )
                 if traced is not None:
-                    attributes: dict[str, Any] = {"textserve.request_id": call.request_id, "rpc.grpc.status": status}
-                    if call.texts is not None:
-                        attributes["textserve.texts"] = call.texts
-                    if call.model is not NO_MODEL:
-                        attributes["textserve.model"], attributes["textserve.version"] = call.model
-                    tracing.end_request(*traced, route, 500 if status in ("INTERNAL", "UNKNOWN") else 200, attributes)
+                    tracing.end_request(*traced, route, 500 if status in ("INTERNAL", "UNKNOWN") else 200,
+                                        call.request_id, call.texts, call.model, {"rpc.grpc.status": status})
 
         return handler
 
