@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from service.bundle.format import MANIFEST, BundleError
+from service.bundle.format import MANIFEST, Bundle, BundleError
 from service.bundle.runtime import ModelRuntime
 from service.engine import repository
 from service.engine.admission import ControlRefused, LoadFailed, UnknownModel
@@ -187,14 +187,17 @@ class ModelControl:
             model = self.models.setdefault(name, ModelState(name, source))
             await self._sync(model, source, patient=True)
 
-    async def _candidates(self, model: ModelState, source: ModelDir, patient: bool, quiet: bool) -> list[int]:
-        """The versions that may serve: loaded ones still on disk, and those that verify. A
-        version still changing (a copy in progress) is left for the next look when patient."""
-        found = []
+    async def _candidates(
+        self, model: ModelState, source: ModelDir, patient: bool, quiet: bool
+    ) -> dict[int, Bundle | None]:
+        """The versions that may serve: loaded ones still on disk, and those that verify
+        (with the bundle this look verified, if it read one). A version still changing (a
+        copy in progress) is left for the next look when patient."""
+        found: dict[int, Bundle | None] = {}
         for version, path in source.versions.items():
             served = model.versions.get(version)
             if served is not None and served.state is VersionState.READY:
-                found.append(version)
+                found[version] = None
                 continue
             check = await asyncio.to_thread(self._verifier.check, path, version)
             if check is None:
@@ -203,7 +206,7 @@ class ModelControl:
             if failed is not None and failed[0] == check.fingerprint:
                 continue
             if check.problem is None:
-                found.append(version)
+                found[version] = check.bundle
             elif check.settled or not patient:
                 self._refuse(model, version, check.fingerprint, check.problem, check.reason, quiet)
         return found
@@ -217,12 +220,12 @@ class ModelControl:
                 await self._unload(model, version)
             return
         candidates = await self._candidates(model, source, patient, quiet)
-        targets = policy.choose(candidates)
+        targets = policy.choose(list(candidates))
         while missing := [v for v in targets if v not in model.versions]:
             version = max(missing)
-            if not await self._load(model, version, source.versions[version], quiet):
-                candidates.remove(version)
-                targets = policy.choose(candidates)
+            if not await self._load(model, version, source.versions[version], candidates[version], quiet):
+                del candidates[version]
+                targets = policy.choose(list(candidates))
                 continue
             surplus = [v for v in model.versions if v not in targets]
             if surplus:  # at most one version more than the policy's in memory
@@ -230,12 +233,15 @@ class ModelControl:
         for version in sorted(v for v in model.versions if v not in targets):
             await self._unload(model, version)
 
-    async def _load(self, model: ModelState, version: int, path: Path, quiet: bool = False) -> bool:
+    async def _load(
+        self, model: ModelState, version: int, path: Path, verified: Bundle | None, quiet: bool = False
+    ) -> bool:
+        """Open ``version`` (``verified``: its bundle, already checked) and, when serving, start it."""
         served = ServedVersion(model.name, version, path)
         model.versions[version] = served
         preloaded = self._preloaded if self._preloaded and self._preloaded.bundle.path == path else None
         try:
-            await asyncio.to_thread(served.open, self.settings, preloaded)
+            await asyncio.to_thread(served.open, self.settings, preloaded, verified)
         except BundleError as exc:
             del model.versions[version]
             fingerprint = await asyncio.to_thread(repository.fingerprint, path)

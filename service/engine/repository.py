@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from service.bundle.format import MANIFEST, BundleError, load_bundle, read_manifest, resolve_bundle_dir
+from service.bundle.format import MANIFEST, Bundle, BundleError, load_bundle, read_manifest, resolve_bundle_dir
 from service.engine.admission import InvalidName, UnknownModel
 from service.settings import Settings
 
@@ -122,6 +122,9 @@ class VersionCheck:
     problem: str | None  # None: it verifies
     reason: str  # the problem in a word (BundleError.reason), "" when it verifies
     settled: bool  # looked at twice with no change in between (a copy is not still running)
+    # The bundle this look verified, for loading it without hashing it again; only on the
+    # check that read it (the remembered check keeps none, so nothing unloaded is held).
+    bundle: Bundle | None = None
 
 
 @dataclass
@@ -188,23 +191,23 @@ class Verifier:
         if last is not None and last.fingerprint == now:
             last.settled = True
             return last
-        problem, reason = _problem(directory, version)
+        problem, reason, bundle = _problem(directory, version)
         check = VersionCheck(now, problem, reason, settled=False)
         self._seen[directory] = check
-        return check
+        return replace(check, bundle=bundle)
 
     def forget(self, directory: Path) -> None:
         self._seen.pop(directory, None)
 
 
-def _problem(directory: Path, version: int) -> tuple[str | None, str]:
+def _problem(directory: Path, version: int) -> tuple[str | None, str, Bundle | None]:
     try:
         bundle = load_bundle(directory)
     except BundleError as exc:
-        return str(exc), exc.reason
+        return str(exc), exc.reason, None
     if bundle.manifest.version != version:
-        return f"bundle {directory}: its manifest says version {bundle.manifest.version}", "manifest"
-    return None, ""
+        return f"bundle {directory}: its manifest says version {bundle.manifest.version}", "manifest", None
+    return None, "", bundle
 
 
 def single_model_dir(path: Path) -> ModelDir:
@@ -247,7 +250,7 @@ def check_repository(settings: Settings) -> None:
         raise BundleError(f"model {default.name!r}: {default.config_problem}", "config")
     problems = []
     for version in sorted(default.versions, reverse=True):
-        problem, _ = _problem(default.versions[version], version)
+        problem, _, _ = _problem(default.versions[version], version)
         if problem is None:
             return
         problems.append(problem)

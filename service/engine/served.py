@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.bundle.format import Manifest, load_bundle
+from service.bundle.format import Bundle, Manifest, load_bundle
 from service.bundle.options import RuntimeOptions
 from service.bundle.runtime import ModelRuntime
 from service.engine.hooks import BatchTracer
@@ -48,10 +48,11 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
     )
 
 
-def load_runtime(settings: Settings, path: Path | None = None) -> ModelRuntime:
-    """Verify the bundle (``path``, else ``settings.model_path``), open it in onnxruntime and
-    warm it up; BundleError if it cannot be."""
-    runtime = ModelRuntime(load_bundle(path or settings.model_path), runtime_options(settings))
+def load_runtime(settings: Settings, path: Path | None = None, verified: Bundle | None = None) -> ModelRuntime:
+    """Verify the bundle (``path``, else ``settings.model_path``; ``verified`` if it already
+    was), open it in onnxruntime and warm it up; BundleError if it cannot be."""
+    bundle = verified if verified is not None else load_bundle(path or settings.model_path)
+    runtime = ModelRuntime(bundle, runtime_options(settings))
     runtime.warm_up()
     return runtime
 
@@ -108,10 +109,11 @@ class ServedVersion:
     def ref(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}
 
-    def open(self, settings: Settings, runtime: ModelRuntime | None = None) -> None:
-        """Load this version (blocking: call it in a thread); BundleError if it cannot be."""
+    def open(self, settings: Settings, runtime: ModelRuntime | None = None, verified: Bundle | None = None) -> None:
+        """Load this version (blocking: call it in a thread), from ``verified`` if its bundle
+        was just checked; BundleError if it cannot be."""
         started = time.perf_counter()
-        runtime = runtime if runtime is not None else load_runtime(settings, self.path)
+        runtime = runtime if runtime is not None else load_runtime(settings, self.path, verified)
         self.predictor = open_predictor(settings, runtime)
         self.loaded_seconds = time.perf_counter() - started
 
