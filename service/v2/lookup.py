@@ -33,13 +33,14 @@ def find_model(engine: Engine, name: str, version: str | None) -> ServedModel:
     """The version that answers for ``name`` at ``version`` (None or "": the highest ready)."""
     if not name:  # gRPC's default for a field not sent
         raise UnknownModel("unknown model ''")
-    served = engine.route(name, check_version(version) if version else None)
+    served = engine.route(name, parse_version(version))
     assert served.predictor is not None
     ready = [v.version for v in engine.model(name).ready()]
     return ServedModel(served.name, str(served.version), list(served.predictor.labels), ready)
 
 
 def parse_version(version: str | None) -> int | None:
+    """A version as the protocol spells it (None or "": the highest ready)."""
     return check_version(version) if version else None
 
 

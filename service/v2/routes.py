@@ -30,7 +30,6 @@ from service.asgi.errors import BadRequest, NotFound, UnsupportedMediaType
 from service.asgi.openapi import COMMON_ERROR_DESCRIPTIONS, error_responses, path_parameters
 from service.asgi.responses import EXAMPLE_TEXTS, empty, json_response
 from service.engine.admission import InvalidName, NotReady
-from service.engine.repository import check_version
 from service.v2 import lookup
 from service.v2.codec import HEADER_LENGTH, encode_infer_response, parse_header_length, parse_infer_request
 from service.v2.lookup import ServedModel, find_model
@@ -49,8 +48,7 @@ PROBES = frozenset(
 
 
 def _version(request: Request) -> int | None:
-    version = request.path_params.get("model_version")
-    return check_version(version) if version is not None else None
+    return lookup.parse_version(request.path_params.get("model_version"))
 
 
 def served_model(ctx: HttpContext, request: Request) -> ServedModel:
