@@ -50,15 +50,14 @@ class ParityReport:
         }
 
 
-def _bucketed(runtime: ModelRuntime, texts: list[str]) -> np.ndarray:
-    """Probabilities with each group of similar-length texts padded to its own longest."""
+def padded_in_groups(runtime: ModelRuntime, seqs: list[list[int]], group: int = _GROUP) -> np.ndarray:
+    """Probabilities with the sequences sorted by length and each ``group`` of similar
+    lengths padded only to its own longest, as the service's batcher runs a batch."""
     tokenizer = runtime.bundle.tokenizer
-    seqs = [tokenizer.ids(t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(seqs[i]))
-    n_labels = len(runtime.bundle.labels)
-    out = np.empty((len(texts), n_labels), dtype=np.float32)
-    for start in range(0, len(order), _GROUP):
-        rows = order[start : start + _GROUP]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = np.empty((len(seqs), len(runtime.bundle.labels)), dtype=np.float32)
+    for start in range(0, len(order), group):
+        rows = order[start : start + group]
         width = max(1, max(len(seqs[i]) for i in rows))
         out[rows] = runtime.predict(tokenizer.pad([seqs[i] for i in rows], width))
     return out
@@ -78,7 +77,7 @@ def check_parity(
     runtime = ModelRuntime(bundle)
     ids = bundle.tokenizer.encode(texts)
     full = runtime.predict(ids)
-    bucketed = _bucketed(runtime, texts)
+    bucketed = padded_in_groups(runtime, [bundle.tokenizer.ids(t) for t in texts])
     reference_diff = None
     if reference is not None:
         plain = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"])

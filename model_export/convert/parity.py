@@ -21,6 +21,7 @@ import numpy as np
 
 from model_export.convert.errors import ConvertError
 from model_export.convert.probes import Probe
+from model_export.parity import padded_in_groups
 from service.bundle.format import load_bundle
 from service.bundle.runtime import ModelRuntime
 from service.bundle.tokenizer import TextTokenizer
@@ -103,13 +104,7 @@ def _padded_to_longest(
     """Each text padded to its own length, and groups of similar lengths to their longest."""
     seqs = [tokenizer.ids(t) for t in texts]
     alone = np.concatenate([runtime.predict(tokenizer.pad([s], max(1, len(s)))) for s in seqs])
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    grouped = np.empty_like(alone)
-    for start in range(0, len(order), _GROUP):
-        rows = order[start : start + _GROUP]
-        width = max(1, max(len(seqs[i]) for i in rows))
-        grouped[rows] = runtime.predict(tokenizer.pad([seqs[i] for i in rows], width))
-    return alone, grouped
+    return alone, padded_in_groups(runtime, seqs, _GROUP)
 
 
 def check_parity(stage: Path, reference: Reference, may_be_invariant: bool, method: str) -> dict[str, Any]:
