@@ -17,16 +17,23 @@ from service.engine.repository import check_version
 
 if TYPE_CHECKING:
     from service.engine.engine import Engine
+    from service.engine.served import ModelState
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """The version that answers, and every ready version of its model (for metadata)."""
+    """The version that answers, and its model (whose ready versions metadata lists)."""
 
     name: str
     version: str
     labels: list[str]
-    versions: list[int]
+    model: ModelState
+
+    @property
+    def versions(self) -> list[int]:
+        """Every ready version of the model, highest first: read only for metadata, not on
+        each inference request's path."""
+        return [v.version for v in self.model.ready()]
 
 
 def find_model(engine: Engine, name: str, version: str | None) -> ServedModel:
@@ -35,8 +42,7 @@ def find_model(engine: Engine, name: str, version: str | None) -> ServedModel:
         raise UnknownModel("unknown model ''")
     served = engine.route(name, parse_version(version))
     assert served.predictor is not None
-    ready = [v.version for v in engine.model(name).ready()]
-    return ServedModel(served.name, str(served.version), list(served.predictor.labels), ready)
+    return ServedModel(served.name, str(served.version), list(served.predictor.labels), engine.model(name))
 
 
 def parse_version(version: str | None) -> int | None:
