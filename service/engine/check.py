@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.bundle.format import MANIFEST, BundleError, load_bundle
+from service.bundle.format import MANIFEST, BundleError
 from service.bundle.runtime import ModelRuntime
-from service.engine.repository import CONFIG, ModelDir, read_model_dir, scan
+from service.engine.repository import CONFIG, ModelDir, read_model_dir, scan, verify
 
 
 @dataclass
@@ -25,10 +25,10 @@ class Report:
 
 def check_bundle(directory: Path, version: int | None = None) -> str | None:
     """The first problem of one bundle directory, or None if the server would serve it."""
+    problem, _, bundle = verify(directory, version)
+    if bundle is None:
+        return problem
     try:
-        bundle = load_bundle(directory)
-        if version is not None and bundle.manifest.version != version:
-            return f"bundle {directory}: its manifest says version {bundle.manifest.version}"
         ModelRuntime(bundle).warm_up()
     except BundleError as exc:
         return str(exc)

@@ -191,7 +191,7 @@ class Verifier:
         if last is not None and last.fingerprint == now:
             last.settled = True
             return last
-        problem, reason, bundle = _problem(directory, version)
+        problem, reason, bundle = verify(directory, version)
         check = VersionCheck(now, problem, reason, settled=False)
         self._seen[directory] = check
         return replace(check, bundle=bundle)
@@ -200,12 +200,14 @@ class Verifier:
         self._seen.pop(directory, None)
 
 
-def _problem(directory: Path, version: int) -> tuple[str | None, str, Bundle | None]:
+def verify(directory: Path, version: int | None) -> tuple[str | None, str, Bundle | None]:
+    """(problem, its reason in a word, the bundle): the bundle and no problem when every file
+    verifies and its manifest is ``version`` (any, for None)."""
     try:
         bundle = load_bundle(directory)
     except BundleError as exc:
         return str(exc), exc.reason, None
-    if bundle.manifest.version != version:
+    if version is not None and bundle.manifest.version != version:
         return f"bundle {directory}: its manifest says version {bundle.manifest.version}", "manifest", None
     return None, "", bundle
 
@@ -250,7 +252,7 @@ def check_repository(settings: Settings) -> None:
         raise BundleError(f"model {default.name!r}: {default.config_problem}", "config")
     problems = []
     for version in sorted(default.versions, reverse=True):
-        problem, _, _ = _problem(default.versions[version], version)
+        problem, _, _ = verify(default.versions[version], version)
         if problem is None:
             return
         problems.append(problem)
