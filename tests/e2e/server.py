@@ -40,7 +40,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, model_path: Path, **settings: object) -> None:
+    def __init__(self, model_path: Path, cpus: str | None = None, **settings: object) -> None:
+        self.cpus = cpus  # a taskset list the server may run on (default: the test's own)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Never the default 8001: tests (and other checkouts' tests) run side by side.
@@ -61,8 +62,11 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self._stderr = self.stderr_path.open("wb")
+        command = [sys.executable, "-m", "service"]
+        if self.cpus is not None:
+            command = ["taskset", "-c", self.cpus, *command]  # taskset execs: proc.pid is the server's
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=REPO, env=self.env,
+            command, cwd=REPO, env=self.env,
             stdout=subprocess.DEVNULL, stderr=self._stderr,
         )
         deadline = time.monotonic() + timeout

@@ -47,13 +47,39 @@ def predict_on_new_connections(url: str, n: int) -> list[int]:
     ]
 
 
+def cpus_of(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of a process may run on (one set if they all agree)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        listed = re.search(r"Cpus_allowed_list:\s*(\S+)", (task / "status").read_text())
+        assert listed is not None
+        cpus: set[int] = set()
+        for part in listed.group(1).split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+        found.add(frozenset(cpus))
+    return found
+
+
+def two_of_our_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))[:2]
+
+
+two_cpus = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+
+
+@two_cpus
 def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_bundle_dir: Path, tmp_path: Path) -> None:
-    server = workers_server(shipped_bundle_dir, tmp_path, shutdown_grace_s=10).start()
+    cpus = two_of_our_cpus()
+    server = workers_server(shipped_bundle_dir, tmp_path, cpus=",".join(map(str, cpus)), shutdown_grace_s=10).start()
     try:
         assert server.proc is not None
         eventually(lambda: server.logs().count('"msg":"ready"') == 2)
         workers = set(children(server.proc.pid))
         assert len(workers) == 2
+        # As many workers as CPUs: each worker, every thread of it, on a CPU of its own.
+        pinned = [cpus_of(pid) for pid in workers]
+        assert sorted(pinned, key=str) == sorted([{frozenset({cpu})} for cpu in cpus], key=str)
 
         assert predict_on_new_connections(server.url, 60) == [200] * 60
         request_ids = eventually(lambda: re.findall(r'"request_id":"(\w{32})","method":"POST"', server.logs())
@@ -65,6 +91,8 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         os.kill(min(workers), signal.SIGKILL)
         replaced = eventually(lambda: (now := set(children(server.proc.pid))) != workers and len(now) == 2 and now)
         assert min(workers) not in replaced
+        # The replacement takes the CPU the dead worker left.
+        assert sorted((cpus_of(pid) for pid in replaced), key=str) == sorted([{frozenset({cpu})} for cpu in cpus], key=str)
         eventually(lambda: server.logs().count('"msg":"ready"') == 3)
         assert predict_on_new_connections(server.url, 10) == [200] * 10
         eventually(lambda: answered(server.url) >= 70)  # the killed worker's count is kept
@@ -76,6 +104,16 @@ def test_workers_share_the_port_one_metrics_page_replacement_and_drain(shipped_b
         assert not children(server.proc.pid)
     finally:
         server.stop()
+
+
+@two_cpus
+def test_worker_affinity_off_leaves_placement_to_the_kernel(shipped_bundle_dir: Path, tmp_path: Path) -> None:
+    cpus = two_of_our_cpus()
+    with workers_server(shipped_bundle_dir, tmp_path, cpus=",".join(map(str, cpus)), worker_affinity="off") as server:
+        assert server.proc is not None
+        eventually(lambda: server.logs().count('"msg":"ready"') == 2)
+        assert all(cpus_of(pid) == {frozenset(cpus)} for pid in children(server.proc.pid))
+        assert "workers pinned" not in server.logs()
 
 
 def test_a_second_service_on_the_same_port_is_refused(shipped_bundle_dir: Path, tmp_path: Path) -> None:

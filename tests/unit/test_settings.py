@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,16 @@ def test_the_readme_settings_table_is_the_one_the_docstrings_give() -> None:
     assert block == markdown_table()
     for name in Settings.model_fields:
         assert f"`TEXTSERVE_{name.upper()}`" in block, name
+
+
+def test_workers_are_pinned_only_when_each_can_have_a_cpu_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.process.workers import next_cpu, pinned_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2, 5})
+    assert pinned_cpus(Settings(workers=2)) == [2, 5]
+    assert pinned_cpus(Settings(workers=2, worker_affinity="off")) is None
+    assert pinned_cpus(Settings(workers=3)) is None  # more workers than CPUs: the kernel balances
+    assert pinned_cpus(Settings(workers=1)) is None  # one worker's two threads use both
+    assert next_cpu([2, 5], []) == 2
+    assert next_cpu([2, 5], [2]) == 5
+    assert next_cpu([2, 5], [5]) == 2  # a replacement takes the CPU its predecessor left
