@@ -5,8 +5,11 @@ over HTTP/2, so a gRPC call is that body framed as gRPC frames it (a 0 flag byte
 big-endian length, the ``ModelInferRequest``), with ``content-type: application/grpc`` and
 ``te: trailers``. It outruns any Python gRPC client on one core, so the server, not the
 load, is what is measured. Concurrency is ``--connections`` HTTP/2 connections (channels)
-times streams per connection. Every call carries the same texts (h2load sends one body);
-the server has no cache, so that costs it nothing it would not otherwise do.
+times streams per connection: one h2load per connection, each posting its own body, the
+texts of ``bench.load.text_chunks(texts, connections)``. ``bench/run.py`` gives HTTP V2 the
+same bodies (``run_load(..., bodies=connections)``), so both protocols carry the same texts:
+the shipped model's cost grows with a text's length, and one body of 16 tweets can be a
+sixth longer than the corpus's average.
 
 h2load sees HTTP status 200 for every gRPC call, failed or not: a call's gRPC status is in
 its trailers. ``bench/run.py`` counts refusals from the server's own request metrics.
@@ -52,27 +55,36 @@ def percentile(values: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def _h2load(target: str, concurrency: int, connections: int, seconds: float, body: Path,
-            cpu: str | None, log: Path) -> dict[str, Any]:
-    connections = max(1, min(connections, concurrency))
-    streams = max(1, concurrency // connections)
-    cmd = ["h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-D{max(1, round(seconds))}",
-           "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
-           f"--log-file={log}", f"http://{target}{PATH}"]
-    if cpu is not None:
-        cmd = ["taskset", "-c", cpu, *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-                     r"(\d+) errored, (\d+) timeout", out)
-    finished = re.search(r"finished in ([\d.]+)(ms|s),", out)
-    if done is None or finished is None:
-        raise SystemExit(f"h2load said something unexpected:\n{out[-2000:]}")
-    duration_s = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
-    latencies = [int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.count("\t") >= 2]
-    failed, errored, timeout = (int(done.group(i)) for i in (5, 6, 7))
+def _h2load(target: str, concurrency: int, seconds: float, bodies: list[Path], cpu: str | None,
+            logs: list[Path]) -> dict[str, Any]:
+    """One h2load per body, each over one connection, all at once; their sums."""
+    streams = max(1, concurrency // len(bodies))
+    procs = []
+    for body, log in zip(bodies, logs, strict=True):
+        cmd = ["h2load", "-t1", "-c1", f"-m{streams}", f"-D{max(1, round(seconds))}",
+               "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
+               f"--log-file={log}", f"http://{target}{PATH}"]
+        if cpu is not None:
+            cmd = ["taskset", "-c", cpu, *cmd]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
+    counts = [0] * 4
+    duration_s = 0.0
+    for out in outs:
+        done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                         r"(\d+) errored, (\d+) timeout", out)
+        finished = re.search(r"finished in ([\d.]+)(ms|s),", out)
+        if done is None or finished is None:
+            raise SystemExit(f"h2load said something unexpected:\n{out[-2000:]}")
+        duration_s = max(duration_s, float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1))
+        for i, group in enumerate((3, 5, 6, 7)):
+            counts[i] += int(done.group(group))
+    latencies = [int(line.split("\t")[2]) for log in logs for line in log.read_text().splitlines()
+                 if line.count("\t") >= 2]
+    requests, failed, errored, timeout = counts
     return {
-        "tool": f"h2load ({connections} connections x {streams} streams)",
-        "requests": int(done.group(3)),
+        "tool": f"h2load ({len(bodies)} connections x {streams} streams, a body each)",
+        "requests": requests,
         "duration_us": int(duration_s * 1e6),
         "errors": {"status": failed, "connect": 0, "read": errored, "write": 0, "timeout": timeout},
         "latency_us": {"p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
@@ -88,13 +100,16 @@ def run_grpc_load(target: str, concurrency: int, texts_per_request: int, seconds
         raise SystemExit(f"refusing to load {target}: the benchmark targets loopback only")
     if shutil.which("h2load") is None:
         raise SystemExit("h2load is not installed: apt-get install nghttp2-client")
+    connections = max(1, min(connections, concurrency))
     with tempfile.TemporaryDirectory() as tmp:
-        body, log = Path(tmp) / "call.bin", Path(tmp) / "h2load.log"
-        body.write_bytes(grpc_body(text_chunks(texts_per_request, 1)[0]))
+        bodies = [Path(tmp) / f"call-{i}.bin" for i in range(connections)]
+        logs = [Path(tmp) / f"h2load-{i}.log" for i in range(connections)]
+        for body, texts in zip(bodies, text_chunks(texts_per_request, connections), strict=True):
+            body.write_bytes(grpc_body(texts))
         if warmup > 0:
-            _h2load(target, concurrency, connections, warmup, body, cpu, log)
+            _h2load(target, concurrency, warmup, bodies, cpu, logs)
         before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
-        result = _h2load(target, concurrency, connections, seconds, body, cpu, log)
+        result = _h2load(target, concurrency, seconds, bodies, cpu, logs)
         after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
     return summarize(result, concurrency, texts_per_request, server_pid, before, after)
 

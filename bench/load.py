@@ -41,9 +41,9 @@ def text_chunks(texts_per_request: int, count: int = N_BODIES) -> list[list[str]
     return chunks
 
 
-def write_bodies(texts_per_request: int, path: Path, api: str = "predict") -> None:
+def write_bodies(texts_per_request: int, path: Path, api: str = "predict", count: int = N_BODIES) -> None:
     lines = []
-    for chunk in text_chunks(texts_per_request):
+    for chunk in text_chunks(texts_per_request, count):
         body: dict[str, Any] = {"texts": chunk}
         if api == "v2":
             body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(chunk)], "data": chunk}]}
@@ -92,20 +92,22 @@ def _hey(url: str, concurrency: int, seconds: float, bodies: Path, cpu: str | No
 
 
 def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float, warmup: float,
-             cpu: str | None = None, server_pid: int | None = None, api: str = "predict") -> dict[str, Any]:
+             cpu: str | None = None, server_pid: int | None = None, api: str = "predict",
+             bodies: int = N_BODIES) -> dict[str, Any]:
     """Warm up, then measure; returns wrk's summary plus req/s and texts/s, and with
-    ``server_pid`` (a local server) the CPU it spent per request by thread (``bench/cpu.py``)."""
+    ``server_pid`` (a local server) the CPU it spent per request by thread (``bench/cpu.py``).
+    The requests rotate through ``bodies`` different bodies (``text_chunks``)."""
     _check_loopback(url)
     tool = _wrk if shutil.which("wrk") else _hey if shutil.which("hey") else None
     if tool is None:
         raise SystemExit("neither wrk nor hey is installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
-        bodies = Path(tmp) / "bodies.jsonl"
-        write_bodies(texts_per_request, bodies, api)
+        path = Path(tmp) / "bodies.jsonl"
+        write_bodies(texts_per_request, path, api, bodies)
         if warmup > 0:
-            tool(url + PATHS[api], concurrency, warmup, bodies, cpu)
+            tool(url + PATHS[api], concurrency, warmup, path, cpu)
         before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
-        result = tool(url + PATHS[api], concurrency, seconds, bodies, cpu)
+        result = tool(url + PATHS[api], concurrency, seconds, path, cpu)
         after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
     return summarize(result, concurrency, texts_per_request, server_pid, before, after)
 

@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +46,7 @@ from typing import Any
 
 from bench.grpc_load import PATH as GRPC_INFER
 from bench.grpc_load import run_grpc_load
-from bench.load import run_load
+from bench.load import N_BODIES, run_load
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -283,8 +284,10 @@ def measure_cell(
         cell = run_grpc_load(server.grpc_target, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
                              server_pid=server.proc.pid, connections=args.grpc_connections)
     else:
+        # HTTP V2 posts the gRPC load's bodies (one per connection), so both carry the same texts.
+        bodies = args.grpc_connections if api == "v2" else N_BODIES
         cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
-                        server_pid=server.proc.pid, api=api)
+                        server_pid=server.proc.pid, api=api, bodies=bodies)
     after = server.metrics()
     cell["batches"] = batch_summary(before, after)
     if api == "grpc":  # h2load sees HTTP 200 for every call: the gRPC status is in the trailers
@@ -309,8 +312,17 @@ def grpc_refusals(metrics: str) -> int:
     return int(total)
 
 
+def protocol_ratios(grpc: dict[str, Any], http: dict[str, Any]) -> list[float]:
+    """gRPC's texts/s over HTTP V2's in each round (each round measures both, one right
+    after the other), so a drift of the machine between rounds cancels."""
+    pairs = zip(grpc.get("rounds_texts_per_s", [grpc["texts_per_s"]]),
+                http.get("rounds_texts_per_s", [http["texts_per_s"]]), strict=True)
+    return [g / h for g, h in pairs if h]
+
+
 def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
-    """HTTP V2 and gRPC cells side by side, with gRPC's texts/s over HTTP V2's."""
+    """HTTP V2 and gRPC cells side by side, with gRPC's texts/s over HTTP V2's: the median of
+    the rounds' own ratios, and their range."""
     http = {(c["concurrency"], c["texts_per_request"]): c for c in cells if c["api"] == "v2"}
     head = "| protocol | conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
     rule = "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
@@ -320,7 +332,11 @@ def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
         spread = c.get("rounds_texts_per_s", [c["texts_per_s"]])
         twin = http.get((c["concurrency"], c["texts_per_request"]))
         grpc = c["api"] == "grpc"
-        ratio = f"{c['texts_per_s'] / twin['texts_per_s']:.2f}" if grpc and twin and twin["texts_per_s"] else "-"
+        ratio = "-"
+        if grpc and twin and twin["texts_per_s"]:
+            ratios = protocol_ratios(c, twin)
+            ratio = f"{statistics.median(ratios):.2f}"
+            ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
         loop = f"{c['cpu']['loop_us_per_request']:,.0f}" if c.get("cpu") else "-"
         row = f"| {'gRPC' if grpc else 'HTTP V2'} | {c['concurrency']} | {c['texts_per_request']} |"
         row += f" {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
@@ -385,7 +401,8 @@ def main() -> None:
                     runs.setdefault((conc, texts), []).append(measure_cell(server, conc, texts, args))
                     peak_rss = max(peak_rss, rss_mb(server.proc.pid))
             for conc, texts in v2_cells:
-                for api in ("v2", "grpc"):
+                # Each protocol first in every other round, so the machine's drift favours neither.
+                for api in ("v2", "grpc") if round_no % 2 else ("grpc", "v2"):
                     cell = measure_cell(server, conc, texts, args, api=api)
                     v2_runs.setdefault((api, conc, texts), []).append({**cell, "api": api})
             if bare is not None:

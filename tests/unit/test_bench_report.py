@@ -120,3 +120,20 @@ def test_the_swap_bench_publishes_the_shipped_bundle() -> None:
     from service.bundle.format import load_bundle
 
     assert load_bundle(shipped_bundle()).manifest.name == "sentiment"
+
+
+def test_grpc_over_http_v2_is_the_median_of_each_rounds_own_ratio() -> None:
+    """A round measures both protocols back to back; the machine's speed drifts between rounds,
+    so the ratio of the two medians (here 1,000 / 1,100 = 0.91) would mislead."""
+    from bench.run import v2_table
+
+    def cell(api: str, rounds: list[float]) -> dict[str, object]:
+        return {"api": api, "concurrency": 64, "texts_per_request": 1, "req_per_s": rounds[1],
+                "texts_per_s": sorted(rounds)[1], "rounds_texts_per_s": rounds, "error_count": 0,
+                "latency_us": {"p50": 30_000, "p99": 50_000}, "batches": {"mean": 32.0}}
+
+    http = cell("v2", [2_000.0, 1_100.0, 800.0])
+    grpc = cell("grpc", [2_100.0, 1_000.0, 880.0])  # rounds: 1.05, 0.91, 1.10
+    table = v2_table([http, grpc], rounds=True)
+    assert "| gRPC | 64 | 1 |" in table
+    assert table.rstrip().endswith("| 1.05 (0.91-1.10) |")
