@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     """With ``WORKERS`` > 1, auto pins each worker (its event loop, inference thread and gRPC
     threads) to a CPU of its own when there are exactly as many workers as CPUs the service
     may run on (``taskset``, a container's cpuset); off, or any other count, leaves placement
-    to the kernel. Pinned: ~8% more texts/s with 2 workers on 2 cores (docs/performance.md)."""
+    to the kernel. Pinned: ~5% more texts/s with 2 workers on 2 cores (docs/performance.md)."""
 
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     """After SIGTERM, how long accepted requests have to finish before the process exits."""

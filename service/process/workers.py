@@ -19,8 +19,8 @@ mode over a temporary directory: any worker's page is the sum over all of them.
 When the workers are exactly as many as the CPUs the service may run on, each is pinned to
 one of them (``TEXTSERVE_WORKER_AFFINITY=auto``, the default): its event loop, inference and
 gRPC threads then share one core's caches instead of being spread over all of them by the
-scheduler. Gain: texts/s +8% (median of 13 alternating pairs) with 2 workers on 2 cores at 64
-clients x 1 text (docs/performance.md). Off: ``TEXTSERVE_WORKER_AFFINITY=off``.
+scheduler. Gain: texts/s +5% (median of 10 alternating pairs, 8 faster) with 2 workers on 2
+cores at 64 clients x 1 text (docs/performance.md). Off: ``TEXTSERVE_WORKER_AFFINITY=off``.
 """
 
 from __future__ import annotations
