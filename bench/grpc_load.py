@@ -93,6 +93,11 @@ def _h2load(target: str, concurrency: int, seconds: float, bodies: list[Path], c
     }
 
 
+def connections_for(concurrency: int, connections: int) -> int:
+    """How many connections (and so bodies) the load opens: at most one per call in flight."""
+    return max(1, min(connections, concurrency))
+
+
 def run_grpc_load(target: str, concurrency: int, texts_per_request: int, seconds: float, warmup: float,
                   cpu: str | None = None, server_pid: int | None = None, connections: int = 8) -> dict[str, Any]:
     """Warm up, then measure; the same summary as ``bench.load.run_load``."""
@@ -100,7 +105,7 @@ def run_grpc_load(target: str, concurrency: int, texts_per_request: int, seconds
         raise SystemExit(f"refusing to load {target}: the benchmark targets loopback only")
     if shutil.which("h2load") is None:
         raise SystemExit("h2load is not installed: apt-get install nghttp2-client")
-    connections = max(1, min(connections, concurrency))
+    connections = connections_for(concurrency, connections)
     with tempfile.TemporaryDirectory() as tmp:
         bodies = [Path(tmp) / f"call-{i}.bin" for i in range(connections)]
         logs = [Path(tmp) / f"h2load-{i}.log" for i in range(connections)]

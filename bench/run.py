@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.grpc_load import PATH as GRPC_INFER
-from bench.grpc_load import run_grpc_load
+from bench.grpc_load import connections_for, run_grpc_load
 from bench.load import N_BODIES, run_load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,7 +285,7 @@ def measure_cell(
                              server_pid=server.proc.pid, connections=args.grpc_connections)
     else:
         # HTTP V2 posts the gRPC load's bodies (one per connection), so both carry the same texts.
-        bodies = args.grpc_connections if api == "v2" else N_BODIES
+        bodies = connections_for(concurrency, args.grpc_connections) if api == "v2" else N_BODIES
         cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
                         server_pid=server.proc.pid, api=api, bodies=bodies)
     after = server.metrics()
