@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     """Under load, how long a batch may be held, after the model is free, for the clients
     the last run answered to send again. A request reaching an idle server never waits."""
 
+    grpc_max_batch_delay_ms: float = Field(16.0, ge=0, le=1000)
+    """``MAX_BATCH_DELAY_MS`` for a batch holding gRPC calls: grpcio's server hands a call
+    to the service over several event-loop turns, so its clients take longer to send again.
+    The hold still ends as soon as the last run's clients are back."""
+
     max_queue_size: int = Field(2048, ge=1)
     """Most texts waiting for the model; beyond it requests get 503 with Retry-After."""
 

@@ -16,7 +16,10 @@ When a batch closes:
   first. So no text waits more than ``max_delay`` beyond the moment the model could have
   taken it, and clients that send their next request as soon as they get an answer (a
   closed loop) end up sharing one run instead of splitting into two halves that take
-  turns, each half a batch run while the other half is answered.
+  turns, each half a batch run while the other half is answered. A request may bring its
+  own hold (``submit(..., hold=)``) in place of ``max_delay``: a transport whose clients
+  take longer to send again (gRPC) waits longer for them; a batch is held as long as the
+  longest hold among the requests in it.
 
 A full queue fails fast (:class:`QueueFullError`); a job whose waiter has gone (timeout,
 cancelled, client gone) is dropped before it reaches the model; a failing batch fails
@@ -58,6 +61,7 @@ class BatcherClosedError(BatcherError):
 class _Job(Generic[Item]):
     items: list[Item]
     future: asyncio.Future[Sequence[Any]]
+    hold: float  # under load, how long a batch holding this job waits for company (s)
     enqueued_at: float = field(default_factory=time.monotonic)
     queued: bool = True  # still counted in the queue's size
     trace: Any = None  # the caller's span, when tracing is on
@@ -87,6 +91,7 @@ class MicroBatcher:
         self._arrivals = 0  # jobs enqueued since the current batch started
         self._wake_at = 1  # queued texts at which submit() wakes the worker
         self._wake_jobs = 1  # ... or queued jobs
+        self._wake_hold = 0.0  # ... or a job holding longer than the batch being held
         self._busy = False
         self._held: list[_Job[Any]] = []  # the batch being collected (held for company)
         self._closed = False
@@ -117,11 +122,12 @@ class MicroBatcher:
         if self._queued_items + n_items > self.max_queue_size:
             raise QueueFullError(f"queue holds {self._queued_items} of {self.max_queue_size} items")
 
-    async def submit(self, items: Sequence[Item]) -> Sequence[Any]:
+    async def submit(self, items: Sequence[Item], hold: float | None = None) -> Sequence[Any]:
         """Results for ``items``, in order: the model's own slice when one run answered them
         all, else a list of rows. Raises QueueFullError / BatcherClosedError at once, or the
         batch's own exception if the model failed. Cancelling the caller (e.g. a timeout)
-        withdraws its jobs that have not started."""
+        withdraws its jobs that have not started. ``hold`` (seconds) replaces ``max_delay``
+        for the batches these items join."""
         if not items:
             return []
         self.check_room(len(items))
@@ -129,14 +135,15 @@ class MicroBatcher:
         assert wakeup is not None  # check_room refuses a batcher that was never started
         loop = asyncio.get_running_loop()
         trace = self.tracer.capture() if self.tracer is not None else None
+        hold = self.max_delay if hold is None else hold
         jobs = [
-            _Job(list(items[i : i + self.max_batch_size]), loop.create_future(), trace=trace)
+            _Job(list(items[i : i + self.max_batch_size]), loop.create_future(), hold, trace=trace)
             for i in range(0, len(items), self.max_batch_size)
         ]
         self._queue.extend(jobs)
         self._queued_items += len(items)
         self._arrivals += len(jobs)
-        if self._queued_items >= self._wake_at or len(self._queue) >= self._wake_jobs:
+        if self._queued_items >= self._wake_at or len(self._queue) >= self._wake_jobs or hold > self._wake_hold:
             wakeup.set()
         try:
             if len(jobs) == 1:
@@ -199,7 +206,8 @@ class MicroBatcher:
 
     async def _collect(self, under_load: bool, expected: int, free_at: float) -> list[_Job[Any]]:
         """The next batch. Under load it is held until it has ``expected`` jobs, is full,
-        or ``max_delay`` has passed since ``free_at`` (when the model became free)."""
+        or its hold (the longest of its jobs') has passed since ``free_at`` (when the model
+        became free)."""
         assert self._wakeup is not None
         wakeup = self._wakeup
         batch: list[_Job[Any]] = []
@@ -210,12 +218,14 @@ class MicroBatcher:
             size = self._take_ready(batch, 0)
             if not batch:
                 await wakeup.wait()
-        if not under_load or self.max_delay <= 0 or self._gathered(batch, size, expected):
+        if not under_load or self._gathered(batch, size, expected):
             return batch
-        remaining = free_at + self.max_delay - time.monotonic()
+        hold = max(job.hold for job in batch)
+        remaining = free_at + hold - time.monotonic()
         if remaining <= 0:
             return batch
-        # One timer; submit() wakes the worker only once enough jobs or texts are queued.
+        # One timer; submit() wakes the worker only once enough jobs or texts are queued, or
+        # a job that holds longer than the batch does.
         # The timer's firing ends the hold, not a look at the clock: loops may run a timer
         # a hair early, and a hold that outlived its timer would wait for arrivals that
         # cannot come when every client's request is already in the batch.
@@ -226,19 +236,28 @@ class MicroBatcher:
             expired = True
             wakeup.set()
 
-        timer = asyncio.get_running_loop().call_later(remaining, expire)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(remaining, expire)
         try:
             while not expired:
                 self._wake_at = self.max_batch_size - size
                 self._wake_jobs = expected - len(batch)
+                self._wake_hold = hold
                 wakeup.clear()
                 await wakeup.wait()
+                joined = len(batch)
                 size = self._take_ready(batch, size)
                 if self._gathered(batch, size, expected):
                     break
+                longest = max((job.hold for job in batch[joined:]), default=hold)
+                if longest > hold and not expired:  # a job that waits longer for company joined
+                    hold = longest
+                    timer.cancel()
+                    timer = loop.call_later(max(0.0, free_at + hold - time.monotonic()), expire)
         finally:
             timer.cancel()
             self._wake_at = self._wake_jobs = 1
+            self._wake_hold = 0.0
         return batch
 
     async def _work(self) -> None:

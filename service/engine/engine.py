@@ -133,8 +133,12 @@ class Engine:
         loaded = [v.version for v in model.ready()]
         raise UnknownModel(f"model {model.name!r} has no version {version} (loaded: {loaded})")
 
-    async def predict(self, texts: Sequence[str], name: str | None = None, version: int | None = None) -> Answer:
-        """What the model says about ``texts``, in order; raises the EngineError a client should see."""
+    async def predict(
+        self, texts: Sequence[str], name: str | None = None, version: int | None = None, hold: float | None = None
+    ) -> Answer:
+        """What the model says about ``texts``, in order; raises the EngineError a client should see.
+        ``hold``: how long, under load, their batch may wait for company (seconds; the
+        ``max_batch_delay_ms`` setting if None)."""
         served = self.route(name, version)
         predictor = served.predictor
         assert predictor is not None
@@ -142,7 +146,7 @@ class Engine:
         admission.enter()
         served.enter()
         try:
-            predictions = await predictor.predict(texts)
+            predictions = await predictor.predict(texts, hold)
         except QueueFullError:
             self.metrics.rejected.labels("queue_full").inc()
             raise Overloaded("server is overloaded; retry shortly") from None

@@ -103,13 +103,15 @@ class Predictor:
         ids, truncated = zip(*map(self.tokenizer.ids_and_truncated, texts), strict=True)
         return ids, truncated
 
-    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    async def predict(self, texts: Sequence[str], hold: float | None = None) -> list[Prediction]:
+        """``hold``: how long, under load, their batch may wait for company (seconds; the
+        batcher's ``max_delay`` if None)."""
         self.batcher.check_room(len(texts))  # shed before tokenizing, not after
         if sum(map(len, texts)) > _OFFLOAD_CHARS:
             ids, truncated = await asyncio.to_thread(self.encode, texts)
         else:
             ids, truncated = self.encode(texts)
-        answers = await self.batcher.submit(ids)
+        answers = await self.batcher.submit(ids, hold)
         return [
             Prediction(label, scores, cut) for (label, scores), cut in zip(answers, truncated, strict=True)
         ]

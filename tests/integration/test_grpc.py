@@ -248,6 +248,30 @@ async def test_a_grpc_text_and_an_http_text_share_one_batch(
         ) == 1
 
 
+@pytest.mark.parametrize(("grpc_hold_ms", "runs"), [(0, 3), (1000, 2)])
+async def test_a_batch_holding_a_grpc_call_waits_the_grpc_hold_for_company(
+    shipped_bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, grpc_hold_ms: float, runs: int
+) -> None:
+    """HTTP's batches never wait here (MAX_BATCH_DELAY_MS 0). A gRPC call that arrives while
+    the model is busy is held after it for GRPC_MAX_BATCH_DELAY_MS: long enough, and the
+    HTTP text sent after the model became free joins it (two runs, not three)."""
+    async with serving(shipped_bundle_dir, max_batch_delay_ms=0, grpc_max_batch_delay_ms=grpc_hold_ms) as served:
+        runtime = served.app.state.engine.route(None, None).predictor.runtime
+        real, gate = runtime.predict, threading.Event()
+        monkeypatch.setattr(runtime, "predict", lambda ids: (gate.wait(10), real(ids))[1])
+        first = asyncio.ensure_future(served.http.post("/predict", json={"texts": ["warming up"]}))
+        await until(lambda: served.metric("textserve_batch_size_count"), 1)
+        from_grpc = asyncio.ensure_future(served.stub.ModelInfer(infer_request([TEXTS[0]])))
+        await until(lambda: served.metric("textserve_queue_depth"), 1)
+        gate.set()
+        assert (await first).status_code == 200
+        v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[1]]}]}
+        http_answer = await served.http.post("/v2/models/sentiment/infer", json=v2)
+        grpc_answer = await from_grpc
+        assert http_answer.status_code == 200 and output(grpc_answer, "label")
+        assert await served.metric("textserve_batch_size_count") == runs
+
+
 async def until(read: Callable[[], Any], value: float, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while await read() != value:

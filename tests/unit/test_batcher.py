@@ -217,6 +217,52 @@ async def test_a_held_batch_goes_max_delay_after_the_model_is_free_when_clients_
     assert recorder.sizes == [1, 2, 1]
 
 
+@pytest.mark.parametrize(("hold", "batches"), [(None, [[100], [1], [2]]), (0.3, [[100], [1, 2]])])
+async def test_a_request_may_bring_its_own_hold(hold: float | None, batches: list[list[int]]) -> None:
+    """With max_delay 0 a batch never waits for company; a request that brings a hold of its
+    own (as gRPC calls do) keeps its batch open for the latecomer."""
+    model = FakeModel()
+    batcher = make(model, max_delay=0.0)
+    batcher.start()
+    first = await hold_model(model, batcher)
+    early = asyncio.create_task(batcher.submit([1], hold=hold))  # arrives while the model is busy
+    await asyncio.sleep(0.005)
+    assert model.gate is not None
+    model.gate.set()
+    assert await first == [200]
+    await asyncio.sleep(0.02)
+    late = asyncio.create_task(batcher.submit([2]))
+    assert await early == [2] and await late == [4]
+    await batcher.stop()
+    assert model.batches == batches
+
+
+async def test_a_held_batch_waits_as_long_as_the_longest_hold_among_its_requests() -> None:
+    """A batch held for max_delay (0.05 s) is joined by a request holding 0.5 s: it keeps
+    waiting past 0.05 s for the rest of the clients the last run answered."""
+    model = FakeModel()
+    batcher = make(model, max_delay=0.05)
+    batcher.start()
+    model.gate = threading.Event()
+    clients = [asyncio.create_task(batcher.submit([c])) for c in (100, 101, 102)]  # one run of three
+    for _ in range(200):
+        if model.batches:
+            break
+        await asyncio.sleep(0.001)
+    first = asyncio.create_task(batcher.submit([1]))  # arrives while the model is busy
+    await asyncio.sleep(0.005)
+    model.gate.set()
+    await asyncio.gather(*clients)  # the batcher now expects four requests
+    await asyncio.sleep(0.01)
+    longer = asyncio.create_task(batcher.submit([2], hold=0.5))
+    await asyncio.sleep(0.1)  # past max_delay
+    assert model.batches == [[100, 101, 102]]
+    rest = [asyncio.create_task(batcher.submit([c])) for c in (3, 4)]
+    assert await asyncio.gather(first, longer, *rest) == [[2], [4], [6], [8]]
+    await batcher.stop()
+    assert model.batches == [[100, 101, 102], [1, 2, 3, 4]]
+
+
 async def test_a_hold_ends_when_its_timer_fires_whatever_the_clock_says(monkeypatch: pytest.MonkeyPatch) -> None:
     """An event loop may run a timer a hair before the clock reaches it. Here the batcher's
     clock runs at half speed, so when the hold's timer fires, the clock says it is early:

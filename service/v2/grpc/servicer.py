@@ -46,6 +46,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.engine = engine
         self.recorder = recorder
         self.tracing = tracing  # service.observability.tracing.Tracing, when tracing is on
+        self._hold = settings.grpc_max_batch_delay_ms / 1000
         key = settings.api_key
         self._key = key.get_secret_value().encode() if key is not None else None
 
@@ -91,7 +92,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         plans = plan_outputs(parsed, len(model.labels))
         call.texts = len(texts)
         version = lookup.parse_version(request.model_version)
-        answer = await self._within_deadline(engine.predict(texts, model.name, version), call)
+        answer = await self._within_deadline(engine.predict(texts, model.name, version, self._hold), call)
         call.model = answer.key
         with self.tracing.span("encode", **{"textserve.texts": len(texts)}) if self.tracing else nullcontext():
             outputs = build_outputs(plans, answer.predictions, answer.labels)
