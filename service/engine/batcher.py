@@ -9,17 +9,14 @@ When a batch closes:
 * at once on an idle server (no request arrived while the previous batch ran, and that
   batch was not itself held): a lone request never waits for company;
 * under load (requests arrived while the previous batch ran, or it was held and more than
-  one request was waiting on the model when it finished), when it is full, or when it
-  holds as many requests as were waiting on the model when it became free (the requests
-  its last run answered, whose clients may send again, plus those already queued), or
-  ``max_delay`` seconds (monotonic clock) after the model became free, whichever comes
-  first. So no text waits more than ``max_delay`` beyond the moment the model could have
-  taken it, and clients that send their next request as soon as they get an answer (a
-  closed loop) end up sharing one run instead of splitting into two halves that take
-  turns, each half a batch run while the other half is answered. A request may bring its
-  own hold (``submit(..., hold=)``) in place of ``max_delay``: a transport whose clients
-  take longer to send again (gRPC) waits longer for them; a batch is held as long as the
-  longest hold among the requests in it.
+  one request was waiting on the model when it finished), when it is full, or holds as
+  many requests as were waiting on the model when it became free (those its last run
+  answered, whose clients may send again, plus those queued), or its hold has passed since
+  the model became free (monotonic clock): the longest of its requests' holds, each
+  ``max_delay`` unless given (``submit(hold=)``: gRPC's clients take longer to come back).
+  So no text waits more than its batch's hold beyond the moment the model could have taken
+  it, and clients that send their next request as soon as they get an answer (a closed
+  loop) share one run instead of splitting into two halves that take turns.
 
 A full queue fails fast (:class:`QueueFullError`); a job whose waiter has gone (timeout,
 cancelled, client gone) is dropped before it reaches the model; a failing batch fails
@@ -124,10 +121,9 @@ class MicroBatcher:
 
     async def submit(self, items: Sequence[Item], hold: float | None = None) -> Sequence[Any]:
         """Results for ``items``, in order: the model's own slice when one run answered them
-        all, else a list of rows. Raises QueueFullError / BatcherClosedError at once, or the
-        batch's own exception if the model failed. Cancelling the caller (e.g. a timeout)
-        withdraws its jobs that have not started. ``hold`` (seconds) replaces ``max_delay``
-        for the batches these items join."""
+        all, else a list of rows; ``hold`` (s) replaces ``max_delay`` for their batches. Raises
+        QueueFullError / BatcherClosedError at once, or the batch's own exception if the model
+        failed. Cancelling the caller (e.g. a timeout) withdraws its unstarted jobs."""
         if not items:
             return []
         self.check_room(len(items))
@@ -205,9 +201,8 @@ class MicroBatcher:
         return len(batch) >= expected or size >= self.max_batch_size or bool(self._queue) or self._closed
 
     async def _collect(self, under_load: bool, expected: int, free_at: float) -> list[_Job[Any]]:
-        """The next batch. Under load it is held until it has ``expected`` jobs, is full,
-        or its hold (the longest of its jobs') has passed since ``free_at`` (when the model
-        became free)."""
+        """The next batch. Under load it is held until it has ``expected`` jobs, is full, or
+        the longest hold of its jobs has passed since ``free_at`` (the model became free)."""
         assert self._wakeup is not None
         wakeup = self._wakeup
         batch: list[_Job[Any]] = []
@@ -221,14 +216,11 @@ class MicroBatcher:
         if not under_load or self._gathered(batch, size, expected):
             return batch
         hold = max(job.hold for job in batch)
-        remaining = free_at + hold - time.monotonic()
-        if remaining <= 0:
+        if (remaining := free_at + hold - time.monotonic()) <= 0:
             return batch
-        # One timer; submit() wakes the worker only once enough jobs or texts are queued, or
-        # a job that holds longer than the batch does.
-        # The timer's firing ends the hold, not a look at the clock: loops may run a timer
-        # a hair early, and a hold that outlived its timer would wait for arrivals that
-        # cannot come when every client's request is already in the batch.
+        # One timer, whose firing ends the hold, not a look at the clock: loops may run a timer
+        # a hair early, and a hold that outlived its timer could wait for arrivals that cannot
+        # come. submit() wakes the worker once enough jobs or texts, or a longer hold, arrive.
         expired = False
 
         def expire() -> None:
@@ -249,27 +241,22 @@ class MicroBatcher:
                 size = self._take_ready(batch, size)
                 if self._gathered(batch, size, expected):
                     break
-                longest = max((job.hold for job in batch[joined:]), default=hold)
-                if longest > hold and not expired:  # a job that waits longer for company joined
-                    hold = longest
+                if (longest := max((j.hold for j in batch[joined:]), default=0.0)) > hold and not expired:
+                    hold = longest  # a job that waits longer for company joined
                     timer.cancel()
                     timer = loop.call_later(max(0.0, free_at + hold - time.monotonic()), expire)
         finally:
             timer.cancel()
-            self._wake_at = self._wake_jobs = 1
-            self._wake_hold = 0.0
+            self._wake_at, self._wake_jobs, self._wake_hold = 1, 1, 0.0
         return batch
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
-        under_load = False
-        expected = 0
+        under_load, expected = False, 0
         free_at = time.monotonic()
         while True:
             batch = await self._collect(under_load, expected, free_at)
-            self._arrivals = 0
-            self._busy = True
-            self._held = []
+            self._arrivals, self._busy, self._held = 0, True, []
             try:
                 await self._run(loop, batch)
             finally:

@@ -127,7 +127,7 @@ def test_lone_surrogate_escape_is_malformed_json(client: TestClient) -> None:
 def test_overload_is_503_with_retry_after(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     svc = client.app.state.engine  # type: ignore[attr-defined]
 
-    async def full(items: Any) -> Any:
+    async def full(items: Any, hold: Any = None) -> Any:
         raise QueueFullError("full")
 
     monkeypatch.setattr(svc.route(None, None).predictor.batcher, "submit", full)

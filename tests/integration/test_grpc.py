@@ -222,14 +222,9 @@ async def test_a_grpc_text_and_an_http_text_share_one_batch(
     """Hold the model on a first batch, queue one gRPC text and one HTTP V2 text behind it:
     the next batch holds exactly 2 texts, so it can only be the two of them together."""
     async with serving(shipped_bundle_dir, max_batch_size=2, max_batch_delay_ms=1000) as served:
-        runtime = served.app.state.engine.route(None, None).predictor.runtime
-        real, gate = runtime.predict, threading.Event()
-        monkeypatch.setattr(runtime, "predict", lambda ids: (gate.wait(10), real(ids))[1])
-        first = asyncio.ensure_future(served.http.post("/predict", json={"texts": ["warming up"]}))
-        await until(lambda: served.metric("textserve_batch_size_count"), 1)
+        first, gate = await model_busy(served, monkeypatch)
         from_grpc = asyncio.ensure_future(served.stub.ModelInfer(infer_request([TEXTS[0]])))
-        v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[1]]}]}
-        from_http = asyncio.ensure_future(served.http.post("/v2/models/sentiment/infer", json=v2))
+        from_http = asyncio.ensure_future(served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1])))
         await until(lambda: served.metric("textserve_queue_depth"), 2)
         gate.set()
         warm, grpc_answer, http_answer = await asyncio.gather(first, from_grpc, from_http)
@@ -256,20 +251,29 @@ async def test_a_batch_holding_a_grpc_call_waits_the_grpc_hold_for_company(
     the model is busy is held after it for GRPC_MAX_BATCH_DELAY_MS: long enough, and the
     HTTP text sent after the model became free joins it (two runs, not three)."""
     async with serving(shipped_bundle_dir, max_batch_delay_ms=0, grpc_max_batch_delay_ms=grpc_hold_ms) as served:
-        runtime = served.app.state.engine.route(None, None).predictor.runtime
-        real, gate = runtime.predict, threading.Event()
-        monkeypatch.setattr(runtime, "predict", lambda ids: (gate.wait(10), real(ids))[1])
-        first = asyncio.ensure_future(served.http.post("/predict", json={"texts": ["warming up"]}))
-        await until(lambda: served.metric("textserve_batch_size_count"), 1)
+        first, gate = await model_busy(served, monkeypatch)
         from_grpc = asyncio.ensure_future(served.stub.ModelInfer(infer_request([TEXTS[0]])))
         await until(lambda: served.metric("textserve_queue_depth"), 1)
         gate.set()
         assert (await first).status_code == 200
-        v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[1]]}]}
-        http_answer = await served.http.post("/v2/models/sentiment/infer", json=v2)
+        http_answer = await served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1]))
         grpc_answer = await from_grpc
         assert http_answer.status_code == 200 and output(grpc_answer, "label")
         assert await served.metric("textserve_batch_size_count") == runs
+
+
+async def model_busy(served: Served, monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Future[Any], threading.Event]:
+    """A /predict request the model is running, held there until the returned gate is set."""
+    runtime = served.app.state.engine.route(None, None).predictor.runtime
+    real, gate = runtime.predict, threading.Event()
+    monkeypatch.setattr(runtime, "predict", lambda ids: (gate.wait(10), real(ids))[1])
+    first = asyncio.ensure_future(served.http.post("/predict", json={"texts": ["warming up"]}))
+    await until(lambda: served.metric("textserve_batch_size_count"), 1)
+    return first, gate
+
+
+def v2_json(text: str) -> dict[str, Any]:
+    return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}
 
 
 async def until(read: Callable[[], Any], value: float, timeout: float = 10) -> None:

@@ -339,7 +339,7 @@ def test_while_draining(client: TestClient) -> None:
 
 
 def test_overload_is_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def full(items: Any) -> Any:
+    async def full(items: Any, hold: Any = None) -> Any:
         raise QueueFullError("full")
 
     monkeypatch.setattr(client.app.state.engine.route(None, None).predictor.batcher, "submit", full)  # type: ignore[attr-defined]
