@@ -49,16 +49,7 @@ def predict_on_new_connections(url: str, n: int) -> list[int]:
 
 def cpus_of(pid: int) -> set[frozenset[int]]:
     """The CPU sets the threads of a process may run on (one set if they all agree)."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        listed = re.search(r"Cpus_allowed_list:\s*(\S+)", (task / "status").read_text())
-        assert listed is not None
-        cpus: set[int] = set()
-        for part in listed.group(1).split(","):
-            first, _, last = part.partition("-")
-            cpus.update(range(int(first), int(last or first) + 1))
-        found.add(frozenset(cpus))
-    return found
+    return {frozenset(os.sched_getaffinity(int(task.name))) for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def cpu_of(pid: int) -> int:
