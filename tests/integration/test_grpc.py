@@ -224,7 +224,7 @@ async def test_a_grpc_text_and_an_http_text_share_one_batch(
     async with serving(shipped_bundle_dir, max_batch_size=2, max_batch_delay_ms=1000) as served:
         first, gate = await model_busy(served, monkeypatch)
         from_grpc = asyncio.ensure_future(served.stub.ModelInfer(infer_request([TEXTS[0]])))
-        from_http = asyncio.ensure_future(served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1])))
+        from_http = asyncio.ensure_future(served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1:2])))
         await until(lambda: served.metric("textserve_queue_depth"), 2)
         gate.set()
         warm, grpc_answer, http_answer = await asyncio.gather(first, from_grpc, from_http)
@@ -256,7 +256,7 @@ async def test_a_batch_holding_a_grpc_call_waits_the_grpc_hold_for_company(
         await until(lambda: served.metric("textserve_queue_depth"), 1)
         gate.set()
         assert (await first).status_code == 200
-        http_answer = await served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1]))
+        http_answer = await served.http.post("/v2/models/sentiment/infer", json=v2_json(TEXTS[1:2]))
         grpc_answer = await from_grpc
         assert http_answer.status_code == 200 and output(grpc_answer, "label")
         assert await served.metric("textserve_batch_size_count") == runs
@@ -272,8 +272,9 @@ async def model_busy(served: Served, monkeypatch: pytest.MonkeyPatch) -> tuple[a
     return first, gate
 
 
-def v2_json(text: str) -> dict[str, Any]:
-    return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}
+def v2_json(texts: Sequence[str]) -> dict[str, Any]:
+    """An HTTP V2 inference body (as ``tests/integration/test_v2.py``'s helper of that name)."""
+    return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": list(texts)}]}
 
 
 async def until(read: Callable[[], Any], value: float, timeout: float = 10) -> None:
