@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bench.corpus import load_texts
-from bench.cpu import cpu_share, thread_cpu_seconds
+from bench.cpu import cpu_share, io_threads, thread_cpu_seconds
 
 LUA = Path(__file__).with_name("post.lua")
 N_BODIES = 500
@@ -127,7 +127,7 @@ def summarize(result: dict[str, Any], concurrency: int, texts_per_request: int, 
     )
     if server_pid is not None:
         result["cpu"] = asdict(cpu_share(server_pid, before, after, result["requests"], ok * texts_per_request,
-                                         elapsed))
+                                         elapsed, io_threads(server_pid)))
     return result
 
 

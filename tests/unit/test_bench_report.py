@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +58,34 @@ def test_cpu_share_splits_the_event_loop_from_the_model_thread() -> None:
     assert share.loop_us_per_request == pytest.approx(500)  # 0.5 s over 1,000 requests
     assert share.model_us_per_text == pytest.approx(200)  # (0.3 + 0.1) s over 2,000 texts
     assert share.busy == pytest.approx(0.9)
+    assert share.io_us_per_request == 0
+
+
+def test_cpu_share_counts_grpcios_threads_per_request_apart_from_the_model() -> None:
+    pid, model_thread, event_engine = 100, 101, 103
+    before = {pid: 1.0, model_thread: 2.0, event_engine: 0.5}
+    after = {pid: 1.5, model_thread: 2.3, event_engine: 0.6}
+    share = cpu_share(pid, before, after, requests=1_000, texts=2_000, wall_s=1.0, io={event_engine})
+    assert share.io_us_per_request == pytest.approx(100)  # 0.1 s over 1,000 requests
+    assert share.model_us_per_text == pytest.approx(150)  # the inference thread only
+    assert share.busy == pytest.approx(0.9)
+
+
+def test_io_threads_finds_grpcios_threads_by_their_names() -> None:
+    import grpc
+
+    from bench.cpu import io_threads
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))  # starts grpcio's C-core threads
+    server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        found = io_threads(os.getpid())
+        names = {Path(f"/proc/{os.getpid()}/task/{tid}/comm").read_text().strip() for tid in found}
+        assert found and all(name.startswith(("event_engine", "grpc_")) for name in names)
+        assert os.getpid() not in found and threading.get_native_id() not in found
+    finally:
+        server.stop(None)
 
 
 def test_thread_cpu_seconds_reads_this_process_threads() -> None:
@@ -137,3 +167,13 @@ def test_grpc_over_http_v2_is_the_median_of_each_rounds_own_ratio() -> None:
     table = v2_table([http, grpc], rounds=True)
     assert "| gRPC | 64 | 1 |" in table
     assert table.rstrip().endswith("| 1.05 (0.91-1.10) |")
+
+
+def test_the_protocol_table_shows_grpcios_io_threads_beside_the_loop() -> None:
+    from bench.run import v2_table
+
+    grpc = {"api": "grpc", "concurrency": 64, "texts_per_request": 16, "req_per_s": 200.0, "texts_per_s": 3_200.0,
+            "error_count": 0, "latency_us": {"p50": 30_000, "p99": 50_000}, "batches": {"mean": 250.0},
+            "cpu": {"loop_us_per_request": 550.0, "model_us_per_text": 280.0, "busy": 1.0, "io_us_per_request": 64.0}}
+    row = v2_table([grpc], rounds=False).splitlines()[2]
+    assert row.endswith("| 250.0 | 550 | 64 | - |")
