@@ -9,7 +9,7 @@ The main thread is the event loop (its id is the process id). grpcio's C-core th
 (``event_engine``, ``grpc_global_timer``: gRPC's socket I/O and HTTP/2 framing, which uvicorn
 does on the loop) count as I/O threads, per request. Every other thread of the server (the
 inference thread, a tokenizing thread for very large requests, and grpcio's Python thread
-that hands completions to the loop, ~1% of it) counts as the model's side.
+that hands completions to the loop, ~20-30 µs per call) counts as the model's side.
 """
 
 from __future__ import annotations
