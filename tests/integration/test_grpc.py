@@ -26,6 +26,7 @@ from service.settings import Settings
 from service.v2.grpc.generated import grpc_service_pb2 as pb
 from service.v2.grpc.generated import grpc_service_pb2_grpc as pb_grpc
 from tests.conftest import SHIPPED_VERSION, make_repository
+from tests.integration.v2_bodies import v2_json
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["@united thanks for the quick rebooking, great crew!", "lost my bag again \U0001f620", "", "ok"]
@@ -270,11 +271,6 @@ async def model_busy(served: Served, monkeypatch: pytest.MonkeyPatch) -> tuple[a
     first = asyncio.ensure_future(served.http.post("/predict", json={"texts": ["warming up"]}))
     await until(lambda: served.metric("textserve_batch_size_count"), 1)
     return first, gate
-
-
-def v2_json(texts: Sequence[str]) -> dict[str, Any]:
-    """An HTTP V2 inference body (as ``tests/integration/test_v2.py``'s helper of that name)."""
-    return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": list(texts)}]}
 
 
 async def until(read: Callable[[], Any], value: float, timeout: float = 10) -> None:

@@ -24,6 +24,7 @@ from service.app import create_app
 from service.engine.batcher import QueueFullError
 from service.settings import Settings
 from tests.conftest import SHIPPED_VERSION
+from tests.integration.v2_bodies import tensor, v2_json
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = [
@@ -37,14 +38,6 @@ INFER = "/v2/models/sentiment/infer"
 INFER_ROUTE = "/v2/models/{model_name}/infer"  # the metrics' route label
 LIMITS = {"max_texts_per_request": 4, "max_text_chars": 50, "max_body_bytes": 4096}
 SECRET = "s3cret-input"
-
-
-def v2_json(texts: Sequence[str], **top: Any) -> dict[str, Any]:
-    return {"inputs": [tensor("BYTES", [len(texts)], list(texts))], **top}
-
-
-def tensor(datatype: str, shape: list[int], data: list[Any], name: str = "text") -> dict[str, Any]:
-    return {"name": name, "datatype": datatype, "shape": shape, "data": data}
 
 
 def triton_request(
