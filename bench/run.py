@@ -338,12 +338,12 @@ def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
             ratio = f"{statistics.median(ratios):.2f}"
             ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
         cpu = c.get("cpu")
-        loop = f"{cpu['loop_us_per_request']:,.0f} | {cpu.get('io_us_per_request', 0):,.0f}" if cpu else "- | -"
+        cpu_columns = f"{cpu['loop_us_per_request']:,.0f} | {cpu.get('io_us_per_request', 0):,.0f}" if cpu else "- | -"
         row = f"| {'gRPC' if grpc else 'HTTP V2'} | {c['concurrency']} | {c['texts_per_request']} |"
         row += f" {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
         row += f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else ""
         row += f" {c['latency_us']['p50'] / 1000:.2f} | {c['latency_us']['p99'] / 1000:.2f} | {c['error_count']} |"
-        row += f" {c['batches']['mean']:.1f} | {loop} | {ratio} |"
+        row += f" {c['batches']['mean']:.1f} | {cpu_columns} | {ratio} |"
         lines.append(row)
     return "\n".join(lines)
 
