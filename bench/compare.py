@@ -5,14 +5,16 @@
     python -m bench.compare --a-dir /tmp/old --a-env TEXTSERVE_WORKERS=2 --b-env TEXTSERVE_WORKERS=2 \\
         --server-cpu 0,1 --load-cpu 0,1                                        # both cores each
     python -m bench.compare --b-env TEXTSERVE_TRACING=true --otlp-sink         # tracing off / on
+    python -m bench.compare --api grpc --b-env TEXTSERVE_GRPC_SCHED_BATCH=false --cells 8x1 64x1 64x16
 
 A and B are ``python -m service`` started from a checkout (``--a-dir``/``--b-dir``, default
 this one) with extra settings (``--a-env``/``--b-env``). Each pair starts A and B in turn
 (A first in odd pairs, B first in even ones, so a drift of the machine's speed falls on both
-alike), measures every cell on each with wrk, and stops it. The report gives each pair's
-texts/s and B/A, and the median ratio over the pairs: a ratio is compared within a pair,
-minutes apart at most, never across runs. Results go to ``bench/results/compare-<time>``
-(``.json`` and ``.md``).
+alike), measures every cell on each (``--api``: /predict or V2 over HTTP with wrk, gRPC's
+ModelInfer with h2load), and stops it. The report gives each pair's texts/s and B/A, the
+median ratio over the pairs (a ratio is compared within a pair, minutes apart at most, never
+across runs), and how many times the server's threads were put on a CPU per request. Results
+go to ``bench/results/compare-<time>`` (``.json`` and ``.md``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench.grpc_load import run_grpc_load
 from bench.load import run_load
 from bench.run import REPO, RESULTS, Server, rss_mb
 
@@ -62,17 +65,28 @@ def measure(side: dict[str, Any], cells: list[tuple[int, int]], args: argparse.N
     try:
         out: dict[str, Any] = {"ready_s": server.ready_s, "rss_mb": rss_mb(server.proc.pid), "cells": {}}
         for concurrency, texts in cells:
-            cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu)
+            if args.api == "grpc":
+                cell = run_grpc_load(server.grpc_target, concurrency, texts, args.seconds, args.warmup,
+                                     cpu=args.load_cpu, server_pid=server.proc.pid)
+            else:
+                cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
+                                server_pid=server.proc.pid, api=args.api)
             out["cells"][f"{concurrency}x{texts}"] = {
                 "texts_per_s": cell["texts_per_s"],
                 "p99_ms": cell["latency_us"]["p99"] / 1000,
                 "errors": cell["error_count"],
+                "switches_per_request": cell["cpu"]["switches_per_request"],
             }
             print(f"  {side['name']} {concurrency:>3} x {texts:>2}: {cell['texts_per_s']:>8,.0f} texts/s,"
                   f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']}", flush=True)
     finally:
         server.stop()
     return out
+
+
+def _switches(cell: dict[str, Any]) -> str:
+    value = cell.get("switches_per_request")  # absent from results written before it was counted
+    return "-" if value is None else f"{value:.1f}"
 
 
 def report(result: dict[str, Any]) -> str:
@@ -82,10 +96,11 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"A: {a['dir']} {' '.join(f'{k}={v}' for k, v in a['env'].items())}".rstrip(),
         f"B: {b['dir']} {' '.join(f'{k}={v}' for k, v in b['env'].items())}".rstrip(),
-        f"server on CPU {result['server_cpu']}, wrk on CPU {result['load_cpu']}, {result['seconds']:g} s per cell",
+        f"{result.get('api', 'predict')}, server on CPU {result['server_cpu']}, load on CPU {result['load_cpu']},"
+        f" {result['seconds']:g} s per cell",
         "",
-        "| cell | pair | A texts/s | B texts/s | B / A | A p99 ms | B p99 ms | errors A/B |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| cell | pair | A texts/s | B texts/s | B / A | A p99 ms | B p99 ms | errors A/B | switches/req A/B |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for cell in result["cells"]:
         ratios = []
@@ -96,10 +111,11 @@ def report(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {cell} | {i} | {ca['texts_per_s']:,.0f} | {cb['texts_per_s']:,.0f} | {ratio:.3f} |"
                 f" {ca['p99_ms']:.1f} | {cb['p99_ms']:.1f} | {ca['errors']}/{cb['errors']} |"
+                f" {_switches(ca)}/{_switches(cb)} |"
             )
         lines.append(
             f"| **{cell}** | median | | | **{statistics.median(ratios):.3f}** "
-            f"({min(ratios):.3f}-{max(ratios):.3f}) | | | |"
+            f"({min(ratios):.3f}-{max(ratios):.3f}) | | | | |"
         )
     return "\n".join(lines) + "\n"
 
@@ -112,6 +128,7 @@ def main() -> None:
     parser.add_argument("--b-name", default="B")
     parser.add_argument("--a-env", nargs="*", default=[])
     parser.add_argument("--b-env", nargs="*", default=[])
+    parser.add_argument("--api", choices=["predict", "v2", "grpc"], default="predict")
     parser.add_argument("--cells", nargs="+", default=["64x1", "64x16"], help="CONCURRENCYxTEXTS")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10)
@@ -133,9 +150,9 @@ def main() -> None:
         for key in ("a", "b")
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"a": sides["a"], "b": sides["b"], "cells": [f"{c}x{t}" for c, t in cells],
-                              "server_cpu": args.server_cpu, "load_cpu": args.load_cpu, "seconds": args.seconds,
-                              "pairs": []}
+    result: dict[str, Any] = {"a": sides["a"], "b": sides["b"], "api": args.api,
+                              "cells": [f"{c}x{t}" for c, t in cells], "server_cpu": args.server_cpu,
+                              "load_cpu": args.load_cpu, "seconds": args.seconds, "pairs": []}
     for i in range(args.pairs):
         order = ("a", "b") if i % 2 == 0 else ("b", "a")
         print(f"pair {i + 1} of {args.pairs}", flush=True)

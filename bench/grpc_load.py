@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import thread_cpu_seconds
+from bench.cpu import snapshot
 from bench.load import summarize, text_chunks
 
 PATH = "/inference.GRPCInferenceService/ModelInfer"
@@ -113,9 +113,9 @@ def run_grpc_load(target: str, concurrency: int, texts_per_request: int, seconds
             body.write_bytes(grpc_body(texts))
         if warmup > 0:
             _h2load(target, concurrency, warmup, bodies, cpu, logs)
-        before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+        before = snapshot(server_pid)
         result = _h2load(target, concurrency, seconds, bodies, cpu, logs)
-        after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+        after = snapshot(server_pid)
     return summarize(result, concurrency, texts_per_request, server_pid, before, after)
 
 

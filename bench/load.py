@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bench.corpus import load_texts
-from bench.cpu import cpu_share, io_threads, thread_cpu_seconds
+from bench.cpu import Snapshot, cpu_share, io_threads, snapshot
 
 LUA = Path(__file__).with_name("post.lua")
 N_BODIES = 500
@@ -106,14 +106,14 @@ def run_load(url: str, concurrency: int, texts_per_request: int, seconds: float,
         write_bodies(texts_per_request, path, api, bodies)
         if warmup > 0:
             tool(url + PATHS[api], concurrency, warmup, path, cpu)
-        before = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+        before = snapshot(server_pid)
         result = tool(url + PATHS[api], concurrency, seconds, path, cpu)
-        after = thread_cpu_seconds(server_pid) if server_pid is not None else {}
+        after = snapshot(server_pid)
     return summarize(result, concurrency, texts_per_request, server_pid, before, after)
 
 
 def summarize(result: dict[str, Any], concurrency: int, texts_per_request: int, server_pid: int | None,
-              before: dict[int, float], after: dict[int, float]) -> dict[str, Any]:
+              before: Snapshot, after: Snapshot) -> dict[str, Any]:
     """A load tool's summary plus req/s, texts/s and the server's CPU per request."""
     elapsed = result["duration_us"] / 1e6
     errors = sum(result["errors"].values())
@@ -126,8 +126,8 @@ def summarize(result: dict[str, Any], concurrency: int, texts_per_request: int, 
         error_count=errors,
     )
     if server_pid is not None:
-        result["cpu"] = asdict(cpu_share(server_pid, before, after, result["requests"], ok * texts_per_request,
-                                         elapsed, io_threads(server_pid)))
+        result["cpu"] = asdict(cpu_share(server_pid, before[0], after[0], result["requests"], ok * texts_per_request,
+                                         elapsed, io_threads(server_pid), switches=after[1] - before[1]))
     return result
 
 

@@ -326,8 +326,9 @@ def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
     http = {(c["concurrency"], c["texts_per_request"]): c for c in cells if c["api"] == "v2"}
     head = "| protocol | conc | texts/req | req/s | texts/s |" + (" texts/s range |" if rounds else "")
     rule = "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if rounds else "")
-    lines = [head + " p50 ms | p99 ms | errors | batch mean | loop µs/req | I/O threads µs/req | gRPC ÷ HTTP V2 |",
-             rule + " ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [head + " p50 ms | p99 ms | errors | batch mean | loop µs/req | I/O threads µs/req | switches/req |"
+                    " gRPC ÷ HTTP V2 |",
+             rule + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in cells:
         spread = c.get("rounds_texts_per_s", [c["texts_per_s"]])
         twin = http.get((c["concurrency"], c["texts_per_request"]))
@@ -338,7 +339,10 @@ def v2_table(cells: list[dict[str, Any]], rounds: bool) -> str:
             ratio = f"{statistics.median(ratios):.2f}"
             ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
         cpu = c.get("cpu")
-        cpu_columns = f"{cpu['loop_us_per_request']:,.0f} | {cpu.get('io_us_per_request', 0):,.0f}" if cpu else "- | -"
+        cpu_columns = "- | - | -"
+        if cpu:
+            cpu_columns = (f"{cpu['loop_us_per_request']:,.0f} | {cpu.get('io_us_per_request', 0):,.0f} |"
+                           f" {cpu.get('switches_per_request', 0):.1f}")
         row = f"| {'gRPC' if grpc else 'HTTP V2'} | {c['concurrency']} | {c['texts_per_request']} |"
         row += f" {c['req_per_s']:,.0f} | {c['texts_per_s']:,.0f} |"
         row += f" {min(spread):,.0f}-{max(spread):,.0f} |" if rounds else ""

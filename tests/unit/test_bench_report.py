@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,30 @@ def test_io_threads_finds_grpcios_threads_by_their_names() -> None:
         server.stop(None)
 
 
+def test_cpu_share_counts_the_switches_per_request() -> None:
+    share = cpu_share(100, {100: 1.0}, {100: 1.5}, requests=1_000, texts=1_000, wall_s=1.0, switches=14_600)
+    assert share.switches_per_request == pytest.approx(14.6)
+
+
+def test_thread_switches_counts_each_time_a_thread_goes_back_on_a_cpu() -> None:
+    from bench.cpu import thread_switches
+
+    before = thread_switches(os.getpid())
+    for _ in range(20):
+        time.sleep(0.001)  # each sleep takes this thread off its CPU, and its return puts it back
+    assert thread_switches(os.getpid()) - before >= 20
+
+
+def test_task_switches_reads_schedstat_else_the_context_switches_in_status(tmp_path: Path) -> None:
+    from bench.cpu import task_switches
+
+    (tmp_path / "status").write_text("Name:\tpython\nvoluntary_ctxt_switches:\t1031\nnonvoluntary_ctxt_switches:\t99\n")
+    assert task_switches(tmp_path) == 1_130  # no schedstat (a kernel without it)
+    (tmp_path / "schedstat").write_text("129044160 17959999 1131\n")
+    assert task_switches(tmp_path) == 1_131
+    assert task_switches(tmp_path / "ended") == 0
+
+
 def test_thread_cpu_seconds_reads_this_process_threads() -> None:
     spin = threading.Thread(target=lambda: sum(range(3_000_000)))
     spin.start()
@@ -169,11 +194,31 @@ def test_grpc_over_http_v2_is_the_median_of_each_rounds_own_ratio() -> None:
     assert table.rstrip().endswith("| 1.05 (0.91-1.10) |")
 
 
-def test_the_protocol_table_shows_grpcios_io_threads_beside_the_loop() -> None:
+def test_the_protocol_table_shows_grpcios_io_threads_and_the_switches_beside_the_loop() -> None:
     from bench.run import v2_table
 
     grpc = {"api": "grpc", "concurrency": 64, "texts_per_request": 16, "req_per_s": 200.0, "texts_per_s": 3_200.0,
             "error_count": 0, "latency_us": {"p50": 30_000, "p99": 50_000}, "batches": {"mean": 250.0},
-            "cpu": {"loop_us_per_request": 550.0, "model_us_per_text": 280.0, "busy": 1.0, "io_us_per_request": 64.0}}
-    row = v2_table([grpc], rounds=False).splitlines()[2]
-    assert row.endswith("| 250.0 | 550 | 64 | - |")
+            "cpu": {"loop_us_per_request": 550.0, "model_us_per_text": 280.0, "busy": 1.0, "io_us_per_request": 64.0,
+                    "switches_per_request": 14.62}}
+    header, _, row = v2_table([grpc], rounds=False).splitlines()
+    assert "| I/O threads µs/req | switches/req |" in header
+    assert row.endswith("| 250.0 | 550 | 64 | 14.6 | - |")
+
+
+def test_compare_reports_each_pairs_ratio_their_median_and_the_switches() -> None:
+    from bench.compare import report
+
+    def side(texts_per_s: float, switches: float | None) -> dict[str, Any]:
+        cell = {"texts_per_s": texts_per_s, "p99_ms": 6.0, "errors": 0}
+        return {"cells": {"8x1": cell if switches is None else cell | {"switches_per_request": switches}}}
+
+    result = {"a": {"name": "A", "dir": "/a", "env": {}}, "b": {"name": "B", "dir": "/a", "env": {"X": "1"}},
+              "api": "grpc", "cells": ["8x1"], "server_cpu": "0", "load_cpu": "1", "seconds": 8,
+              "pairs": [{"a": side(1_000, 11.04), "b": side(1_100, 3.0)}, {"a": side(1_000, None), "b": side(900, 2.96)},
+                        {"a": side(1_000, 11.1), "b": side(1_050, 3.1)}]}
+    lines = report(result).splitlines()
+    assert "grpc, server on CPU 0, load on CPU 1, 8 s per cell" in lines
+    assert "| 8x1 | 1 | 1,000 | 1,100 | 1.100 | 6.0 | 6.0 | 0/0 | 11.0/3.0 |" in lines
+    assert "| 8x1 | 2 | 1,000 | 900 | 0.900 | 6.0 | 6.0 | 0/0 | -/3.0 |" in lines  # a result from before the count
+    assert lines[-1].startswith("| **8x1** | median | | | **1.050** (0.900-1.100) |")
