@@ -1,9 +1,11 @@
 """The gRPC server's life in a real process: SIGTERM drains it as it drains HTTP, several
-workers all serve it on one port, and a second server is refused its port."""
+workers all serve it on one port, a second server is refused its port, and grpcio's threads
+run under SCHED_BATCH."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -109,3 +111,40 @@ def test_a_second_server_on_the_same_grpc_port_is_refused(shipped_bundle_dir: Pa
         assert time.monotonic() - started < 60
         with grpc.insecure_channel(first.grpc_target) as channel:
             assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(["still mine"]), timeout=10)
+
+
+def thread_policies(pid: int) -> dict[int, tuple[str, int, float]]:
+    """Each thread of ``pid``: its name, scheduling policy and CPU seconds so far."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            cpu = int((task / "schedstat").read_text().split()[0]) / 1e9
+            found[int(task.name)] = (name, os.sched_getscheduler(int(task.name)), cpu)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sched_batch", [True, False])
+def test_grpcios_threads_run_under_sched_batch_and_the_model_and_loop_do_not(
+    shipped_bundle_dir: Path, sched_batch: bool
+) -> None:
+    texts = load_texts()[:256]
+    with ServerProcess(shipped_bundle_dir, grpc_sched_batch=sched_batch, max_texts_per_request=256) as server:
+        assert server.proc is not None
+        pid = server.proc.pid
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(["hello"]), timeout=10).outputs
+        before = thread_policies(pid)
+        for _ in range(3):  # the model's thread is the one that takes the CPU these runs need
+            assert httpx.post(server.url + "/predict", json={"texts": texts}, timeout=30).status_code == 200
+        after = thread_policies(pid)
+    grpcio = {tid: policy for tid, (name, policy, _) in after.items() if name.startswith(("event_engine", "grpc_"))}
+    model = max((tid for tid in after if tid != pid), key=lambda tid: after[tid][2] - before.get(tid, ("", 0, 0.0))[2])
+    assert grpcio
+    assert set(grpcio.values()) == ({os.SCHED_BATCH} if sched_batch else {os.SCHED_OTHER})
+    assert after[pid][1] == os.SCHED_OTHER  # the event loop
+    assert model not in grpcio and after[model][1] == os.SCHED_OTHER
+    if not sched_batch:
+        assert all(policy == os.SCHED_OTHER for _, policy, _ in after.values())

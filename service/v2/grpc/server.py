@@ -36,6 +36,7 @@ from grpc_health.v1.health import aio as health_aio
 from service.v2.grpc import SERVICE
 from service.v2.grpc.generated import grpc_service_pb2_grpc as pb_grpc
 from service.v2.grpc.servicer import InferenceServicer
+from service.v2.grpc.threads import threads_started_under_batch
 
 if TYPE_CHECKING:
     from service.engine.engine import Engine
@@ -84,7 +85,8 @@ class GrpcService:
             refuse_if_taken(host, wanted)
         try:
             for _ in range(ACCEPTORS):
-                server = grpc.aio.server(options=self.options())
+                with threads_started_under_batch(self.settings.grpc_sched_batch):  # grpcio's threads
+                    server = grpc.aio.server(options=self.options())
                 pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, server)  # type: ignore[no-untyped-call]
                 health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
                 bound: int = server.add_insecure_port(grpc_address(host, self.port or wanted))  # RuntimeError
