@@ -70,3 +70,17 @@ def test_a_kernel_that_refuses_leaves_the_default_policy(monkeypatch: pytest.Mon
             return applied, policy_of_a_thread_started_now()
 
     assert in_a_thread(scenario) == (False, os.SCHED_OTHER)
+
+
+@pytest.mark.parametrize("policy", ["SCHED_OTHER", "SCHED_IDLE"])
+def test_an_error_inside_the_block_comes_out_and_the_starter_keeps_its_policy(policy: str) -> None:
+    def scenario() -> tuple[str, int]:
+        os.sched_setscheduler(0, getattr(os, policy), os.sched_param(0))
+        try:
+            with threads_started_under_batch():
+                raise OSError("grpcio could not start")
+        except OSError as exc:
+            return str(exc), os.sched_getscheduler(0)
+        raise AssertionError("the error was swallowed")
+
+    assert in_a_thread(scenario) == ("grpcio could not start", getattr(os, policy))

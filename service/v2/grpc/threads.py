@@ -41,13 +41,14 @@ def threads_started_under_batch(enabled: bool = True) -> Iterator[bool]:
         yield False
         return
     try:
-        if os.sched_getscheduler(0) != other:
-            yield False
-            return
-        param = os.sched_getparam(0)
-        os.sched_setscheduler(0, batch, param)
+        applied = os.sched_getscheduler(0) == other
+        if applied:
+            param = os.sched_getparam(0)
+            os.sched_setscheduler(0, batch, param)
     except OSError as exc:  # a seccomp profile or a kernel that refuses
         log.debug("grpc threads keep the default policy", extra={"reason": str(exc)})
+        applied = False
+    if not applied:
         yield False
         return
     try:
