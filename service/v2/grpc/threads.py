@@ -3,9 +3,9 @@ model and the event loop.
 
 grpcio's asyncio server reads and writes a call's HTTP/2 frames in its C core's threads
 (``event_engine``) and hands each completion to the event loop through a thread of its own.
-Under the kernel's default policy those wake-ups preempt whatever runs on the core, most
-often the inference thread: 11-15 context switches per call on one core, against 1.5 for an
-HTTP request. A thread under ``SCHED_BATCH`` does not preempt when it wakes; it runs once the
+Under the kernel's default policy those wake-ups preempt whatever runs on the core (the event
+loop, mostly, or the model's thread): 11-15 context switches per call on one core, against
+0.4-1.5 for an HTTP request. A thread under ``SCHED_BATCH`` does not preempt when it wakes; it runs once the
 running thread blocks or its time slice ends, so a call's hand-offs bunch together. It keeps
 its nice value and its fair share of the CPU.
 
