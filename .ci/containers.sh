@@ -363,6 +363,17 @@ check_predictions "http://127.0.0.1:$SMOKE_PORT" || fail "/predict answers"
 ok "/predict: labels, scores summing to 1, argmax, known-polarity texts, 422 on an empty list"
 check_grpc textserve-smoke "127.0.0.1:$SMOKE_GRPC_PORT" || fail "gRPC: health and ModelInfer"
 ok "gRPC on $SMOKE_GRPC_PORT: grpc.health.v1 SERVING, ModelInfer labels a known-polarity text"
+policies=$($D exec textserve-smoke python -c '
+import os
+from pathlib import Path
+for task in Path("/proc/1/task").iterdir():
+    tid, name = int(task.name), (task / "comm").read_text().strip()
+    if name.startswith(("event_engine", "grpc_")):
+        print("grpcio", os.sched_getscheduler(tid) == os.SCHED_BATCH)
+print("loop", os.sched_getscheduler(1) == os.SCHED_OTHER)
+' | sort -u | tr '\n' ' ' || true)
+[ "$policies" = "grpcio True loop True " ] || fail "scheduling policies in the container: $policies"
+ok "grpcio's threads run under SCHED_BATCH, the event loop under the default policy (no capability needed)"
 uids=$($D exec textserve-smoke awk '/^Uid:/{print $2, $3}' /proc/1/status)
 [ "$uids" = "10001 10001" ] || fail "PID 1 runs as uid '$uids', not 10001"
 ok "server (PID 1) runs as uid 10001"
