@@ -28,9 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.grpc_load import run_grpc_load
-from bench.load import run_load
-from bench.run import REPO, RESULTS, Server, rss_mb
+from bench.run import REPO, RESULTS, Server, measure_cell, rss_mb
 
 
 def _env(pairs: list[str]) -> dict[str, str]:
@@ -64,21 +62,17 @@ def measure(side: dict[str, Any], cells: list[tuple[int, int]], args: argparse.N
     server = Server(args.server_cpu, args.port, side["env"], cwd=side["dir"])
     try:
         out: dict[str, Any] = {"ready_s": server.ready_s, "rss_mb": rss_mb(server.proc.pid), "cells": {}}
+        print(f" {side['name']}:", flush=True)
         for concurrency, texts in cells:
-            if args.api == "grpc":
-                cell = run_grpc_load(server.grpc_target, concurrency, texts, args.seconds, args.warmup,
-                                     cpu=args.load_cpu, server_pid=server.proc.pid)
-            else:
-                cell = run_load(server.url, concurrency, texts, args.seconds, args.warmup, cpu=args.load_cpu,
-                                server_pid=server.proc.pid, api=args.api)
+            # The benchmark's own cell: gRPC refusals counted from the server's metrics, HTTP V2
+            # given the gRPC load's bodies.
+            cell = measure_cell(server, concurrency, texts, args, api=args.api)
             out["cells"][f"{concurrency}x{texts}"] = {
                 "texts_per_s": cell["texts_per_s"],
                 "p99_ms": cell["latency_us"]["p99"] / 1000,
                 "errors": cell["error_count"],
                 "switches_per_request": cell["cpu"]["switches_per_request"],
             }
-            print(f"  {side['name']} {concurrency:>3} x {texts:>2}: {cell['texts_per_s']:>8,.0f} texts/s,"
-                  f" p99 {cell['latency_us']['p99'] / 1000:.1f} ms, errors {cell['error_count']}", flush=True)
     finally:
         server.stop()
     return out
@@ -129,6 +123,8 @@ def main() -> None:
     parser.add_argument("--a-env", nargs="*", default=[])
     parser.add_argument("--b-env", nargs="*", default=[])
     parser.add_argument("--api", choices=["predict", "v2", "grpc"], default="predict")
+    parser.add_argument("--grpc-connections", type=int, default=8,
+                        help="HTTP/2 connections the gRPC load is spread over")
     parser.add_argument("--cells", nargs="+", default=["64x1", "64x16"], help="CONCURRENCYxTEXTS")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10)
