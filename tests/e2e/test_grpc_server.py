@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.corpus import load_texts
+from bench.cpu import io_threads, thread_cpu_seconds
 from service.v2.grpc.generated import grpc_service_pb2 as pb
 from service.v2.grpc.generated import grpc_service_pb2_grpc as pb_grpc
 from tests.e2e.server import ServerProcess, free_port
@@ -113,19 +114,6 @@ def test_a_second_server_on_the_same_grpc_port_is_refused(shipped_bundle_dir: Pa
             assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(["still mine"]), timeout=10)
 
 
-def thread_policies(pid: int) -> dict[int, tuple[str, int, float]]:
-    """Each thread of ``pid``: its name, scheduling policy and CPU seconds so far."""
-    found = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            cpu = int((task / "schedstat").read_text().split()[0]) / 1e9
-            found[int(task.name)] = (name, os.sched_getscheduler(int(task.name)), cpu)
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
-
-
 @pytest.mark.parametrize("sched_batch", [True, False])
 def test_grpcios_threads_run_under_sched_batch_and_the_model_and_loop_do_not(
     shipped_bundle_dir: Path, sched_batch: bool
@@ -136,15 +124,16 @@ def test_grpcios_threads_run_under_sched_batch_and_the_model_and_loop_do_not(
         pid = server.proc.pid
         with grpc.insecure_channel(server.grpc_target) as channel:
             assert pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(["hello"]), timeout=10).outputs
-        before = thread_policies(pid)
+        before = thread_cpu_seconds(pid)
         for _ in range(3):  # the model's thread is the one that takes the CPU these runs need
             assert httpx.post(server.url + "/predict", json={"texts": texts}, timeout=30).status_code == 200
-        after = thread_policies(pid)
-    grpcio = {tid: policy for tid, (name, policy, _) in after.items() if name.startswith(("event_engine", "grpc_"))}
-    model = max((tid for tid in after if tid != pid), key=lambda tid: after[tid][2] - before.get(tid, ("", 0, 0.0))[2])
+        after = thread_cpu_seconds(pid)
+        grpcio = {tid: os.sched_getscheduler(tid) for tid in io_threads(pid)}
+        policies = {tid: os.sched_getscheduler(tid) for tid in after}
+    model = max((tid for tid in after if tid != pid), key=lambda tid: after[tid] - before.get(tid, 0.0))
     assert grpcio
     assert set(grpcio.values()) == ({os.SCHED_BATCH} if sched_batch else {os.SCHED_OTHER})
-    assert after[pid][1] == os.SCHED_OTHER  # the event loop
-    assert model not in grpcio and after[model][1] == os.SCHED_OTHER
+    assert policies[pid] == os.SCHED_OTHER  # the event loop
+    assert model not in grpcio and policies[model] == os.SCHED_OTHER
     if not sched_batch:
-        assert all(policy == os.SCHED_OTHER for _, policy, _ in after.values())
+        assert set(policies.values()) == {os.SCHED_OTHER}
